@@ -31,6 +31,12 @@ export interface CollectiveOptions {
   timeoutMs?: number;
 }
 
+/** Counters of a communicator's transport. */
+export interface CommStats {
+  /** Frames dropped because they were malformed or came from another job. */
+  droppedFrames: number;
+}
+
 /**
  * A group of ranks that move typed arrays among themselves. Every call
  * returns a future at once; the bytes move on the communication thread while
@@ -86,6 +92,8 @@ export interface LocalGroupSpec {
   link?: LinkModel;
   /** Default deadline of every call, in milliseconds. */
   timeoutMs?: number;
+  /** Fault injection for tests: random extra delivery delay per frame, up to this many ms. */
+  jitterMs?: number;
 }
 
 /** A group whose members talk through a NATS server. */
@@ -102,12 +110,16 @@ export interface NatsGroupSpec {
   pass?: string;
   /** Random job id; subjects are namespaced by it. */
   jobId: string;
-  /** The server's max_payload in bytes; larger messages are chunked. */
+  /** The server's max_payload in bytes; larger messages are chunked (the server's own limit is obeyed too). */
   maxPayload?: number;
+  /** Bytes a sender may have in flight to one peer before it waits for the peer's acknowledgement (8 MiB). */
+  maxInflightBytes?: number;
   /** Optional emulated link (applied per frame on the sending side). */
   link?: LinkModel;
   /** Default deadline of every call, in milliseconds. */
   timeoutMs?: number;
+  /** Fault injection for tests: random extra delivery delay per frame, up to this many ms. */
+  jitterMs?: number;
 }
 
 /** How one member joins its group. Plain data, except for local MessagePorts. */

@@ -1,0 +1,159 @@
+/**
+ * The actor host: runs inside an actor's Worker or process, builds the actor
+ * from its module URL and export name, and executes calls in submission
+ * order (or up to maxConcurrency at once).
+ *
+ * @module
+ */
+import type { Bus } from "./bus.ts";
+import { CallClient } from "./client.ts";
+import { setActorContext } from "./context.ts";
+import { GroupRegistry } from "./groups.ts";
+import { epochMs, type HostOptions, type Message, toWireError } from "./protocol.ts";
+
+/** Directory whose modules an actor may be built from: this project's tree. */
+const PROJECT_ROOT = new URL("../", import.meta.url).href;
+
+/** Rejects module URLs outside the project tree: nothing received is run as foreign code. */
+export function checkModuleUrl(moduleUrl: string): void {
+  let url: URL;
+  try {
+    url = new URL(moduleUrl);
+  } catch {
+    throw new TypeError(`actor module URL is not a URL: ${JSON.stringify(moduleUrl)}`);
+  }
+  if (url.protocol !== "file:" || !url.href.startsWith(PROJECT_ROOT)) {
+    throw new TypeError(`actor module ${url.href} is outside the project (${PROJECT_ROOT})`);
+  }
+}
+
+/** Method names of an instance, walking its prototype chain. */
+function methodNames(instance: object): string[] {
+  const names = new Set<string>();
+  for (
+    let p = Object.getPrototypeOf(instance);
+    p && p !== Object.prototype;
+    p = Object.getPrototypeOf(p)
+  ) {
+    for (const k of Object.getOwnPropertyNames(p)) {
+      if (k !== "constructor" && typeof (instance as Record<string, unknown>)[k] === "function") {
+        names.add(k);
+      }
+    }
+  }
+  return [...names];
+}
+
+/** Hosts one actor instance on a node. */
+export class ActorHost {
+  readonly client: CallClient;
+  readonly groups: GroupRegistry;
+  #instance: Record<string, unknown> | null = null;
+  #options: HostOptions = { maxConcurrency: 1 };
+  #running = 0;
+  readonly #queue: Extract<Message, { type: "call" }>[] = [];
+
+  /** Builds the host of actor `actorId` on `bus`; `exit` ends the Worker or process. */
+  constructor(readonly bus: Bus, readonly actorId: string, readonly exit: () => void) {
+    this.client = new CallClient(bus);
+    this.groups = new GroupRegistry(actorId);
+    bus.onMessage((m) => this.#onMessage(m));
+  }
+
+  #onMessage(msg: Message): void {
+    if (this.client.handleMessage(msg)) {
+      if (msg.type === "actor-died") this.groups.memberDied(msg.actorId, msg.reason);
+      return;
+    }
+    switch (msg.type) {
+      case "create":
+        this.#create(msg);
+        break;
+      case "call":
+        this.#queue.push(msg);
+        this.#pump();
+        break;
+      case "group":
+        this.groups.add(msg.groupId, msg.members, msg.spec);
+        break;
+      case "kill":
+        this.exit();
+        break;
+    }
+  }
+
+  async #create(msg: Extract<Message, { type: "create" }>): Promise<void> {
+    try {
+      checkModuleUrl(msg.moduleUrl);
+      const mod = await import(msg.moduleUrl);
+      const cls = mod[msg.exportName];
+      if (typeof cls !== "function") {
+        throw new TypeError(`${msg.moduleUrl} has no exported class ${msg.exportName}`);
+      }
+      this.#options = msg.options;
+      setActorContext({
+        actorId: this.actorId,
+        name: msg.options.name,
+        device: msg.options.device,
+        incarnation: msg.incarnation,
+        client: this.client,
+        groups: this.groups,
+      });
+      this.#instance = new cls(...msg.args);
+      const methods = methodNames(this.#instance!);
+      this.bus.send("driver", {
+        type: "created",
+        actorId: this.actorId,
+        incarnation: msg.incarnation,
+        methods,
+      });
+      this.#pump();
+    } catch (e) {
+      this.bus.send("driver", {
+        type: "create-failed",
+        actorId: this.actorId,
+        incarnation: msg.incarnation,
+        error: toWireError(e),
+      });
+    }
+  }
+
+  #pump(): void {
+    if (!this.#instance) return;
+    while (this.#queue.length > 0 && this.#running < this.#options.maxConcurrency) {
+      const msg = this.#queue.shift()!;
+      this.#running++;
+      this.#run(msg).finally(() => {
+        this.#running--;
+        this.#pump();
+      });
+    }
+  }
+
+  async #run(msg: Extract<Message, { type: "call" }>): Promise<void> {
+    const startMs = epochMs();
+    let reply: Extract<Message, { type: "result" }>;
+    try {
+      const fn = this.#instance![msg.method];
+      if (typeof fn !== "function") throw new TypeError(`actor has no method ${msg.method}`);
+      const value = await (fn as (...a: unknown[]) => unknown).apply(this.#instance, msg.args);
+      reply = { type: "result", callId: msg.callId, ok: true, value, startMs, endMs: epochMs() };
+    } catch (e) {
+      reply = {
+        type: "result",
+        callId: msg.callId,
+        ok: false,
+        error: toWireError(e),
+        startMs,
+        endMs: epochMs(),
+      };
+    }
+    try {
+      this.bus.send(msg.caller, reply);
+    } catch (e) {
+      const error = toWireError(e);
+      error.message = `result of ${msg.method} could not be sent: ${error.message}`;
+      this.bus.send(msg.caller, { ...reply, ok: false, value: undefined, error });
+    }
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * The Ray-style actor runtime: remote actor classes, futures, named actors,
+ * restarts, collective groups and a call timeline, over Workers (`local`) or
+ * NATS (`nats`).
+ *
+ * @module
+ */
+export {
+  type ActorClass,
+  type ActorOptions,
+  createGroup,
+  getActor,
+  type GroupOptions,
+  init,
+  type InitOptions,
+  isInitialized,
+  jobId,
+  kill,
+  placementOf,
+  remote,
+  shutdown,
+  timeline,
+} from "./runtime.ts";
+export { get, type GetOptions, ObjectRef, wait, type WaitOptions } from "./object_ref.ts";
+export type { ActorHandle } from "./client.ts";
+export { type ActorContext, actorContext, joinGroup } from "./context.ts";
+export {
+  ActorDiedError,
+  ActorNotFoundError,
+  GetTimeoutError,
+  RemoteError,
+  RuntimeStateError,
+} from "./errors.ts";
+export type { DeviceSpec } from "./protocol.ts";
+export { Agent, type AgentInfo } from "./agent.ts";
+export { type NatsServer, type NatsServerOptions, startNatsServer } from "./nats_server.ts";

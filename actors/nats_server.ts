@@ -1,0 +1,98 @@
+/**
+ * Starts a private nats-server (the Debian `nats-server` package) on a free
+ * loopback port, with a random auth token and a raised max_payload.
+ *
+ * @module
+ */
+
+/** Options of {@linkcode startNatsServer}. */
+export interface NatsServerOptions {
+  /** Largest message the server accepts (default 8 MiB). */
+  maxPayload?: number;
+  /** Auth token clients must present (default: random). `null` for none. */
+  token?: string | null;
+  /** Address to bind (default 127.0.0.1: loopback only). */
+  host?: string;
+  /** Port (default: a free one). */
+  port?: number;
+}
+
+/** A running private server. */
+export interface NatsServer {
+  /** Client URL, e.g. `nats://127.0.0.1:41234`. */
+  url: string;
+  /** Token clients must present, if any. */
+  token?: string;
+  /** Process id of the server. */
+  pid: number;
+  /** Kills the server and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** A TCP port nobody listens on now. */
+export function freePort(host = "127.0.0.1"): number {
+  const l = Deno.listen({ hostname: host, port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Starts nats-server and waits until it accepts connections. */
+export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
+  const host = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? freePort(host);
+  const token = opts.token === null ? undefined : opts.token ??
+    [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0"))
+      .join("");
+  const dir = await Deno.makeTempDir({ prefix: "scmoe-nats-" });
+  const conf = `${dir}/nats.conf`;
+  const lines = [
+    `listen: "${host}:${port}"`,
+    `max_payload: ${opts.maxPayload ?? 8 * 1024 * 1024}`,
+    `max_pending: ${256 * 1024 * 1024}`,
+    `write_deadline: "10s"`,
+  ];
+  if (token) lines.push(`authorization { token: "${token}" }`);
+  await Deno.writeTextFile(conf, lines.join("\n") + "\n", { mode: 0o600 });
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("nats-server", { args: ["-c", conf], stdout: "null", stderr: "piped" })
+      .spawn();
+  } catch (e) {
+    await Deno.remove(dir, { recursive: true });
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error("nats-server not found: install it with `apt-get install nats-server`");
+    }
+    throw e;
+  }
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream());
+  let log = "";
+  const reading = stderr.pipeTo(
+    new WritableStream({ write: (c) => void (log = (log + c).slice(-4000)) }),
+  );
+  const stop = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+    await reading.catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  const deadline = Date.now() + 10_000;
+  while (true) {
+    try {
+      const c = await Deno.connect({ hostname: host, port });
+      c.close();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        await stop();
+        throw new Error(
+          `nats-server did not start on ${host}:${port}: ${log.trim().split("\n").pop()}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  return { url: `nats://${host}:${port}`, token, pid: child.pid, stop };
+}

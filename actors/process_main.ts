@@ -1,0 +1,45 @@
+/**
+ * Entry point of an actor process of a `nats` cluster, spawned by a host
+ * agent. Connects to the job's bus, starts its heartbeat Worker, then
+ * announces itself to the driver with a first heartbeat.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { NatsBus } from "./bus_nats.ts";
+import { ActorHost } from "./host.ts";
+import type { HeartbeatConfig } from "./heartbeat_worker.ts";
+
+const { values } = parseArgs({
+  options: {
+    job: { type: "string" },
+    actor: { type: "string" },
+    incarnation: { type: "string" },
+    servers: { type: "string" },
+    heartbeat: { type: "string", default: "500" },
+  },
+  strict: true,
+});
+if (!values.job || !values.actor || !values.servers || values.incarnation === undefined) {
+  console.error("process_main: --job, --actor, --incarnation and --servers are required");
+  Deno.exit(2);
+}
+const creds = {
+  servers: values.servers.split(","),
+  token: Deno.env.get("SCMOE_NATS_TOKEN") || undefined,
+  user: Deno.env.get("SCMOE_NATS_USER") || undefined,
+  pass: Deno.env.get("SCMOE_NATS_PASS") || undefined,
+};
+const bus = await NatsBus.open(creds, values.job, values.actor);
+bus.nc.closed().then(() => Deno.exit(0));
+new ActorHost(bus, values.actor, () => Deno.exit(0));
+const hb = new Worker(new URL("./heartbeat_worker.ts", import.meta.url), { type: "module" });
+hb.postMessage(
+  {
+    creds,
+    jobId: values.job,
+    actorId: values.actor,
+    incarnation: Number(values.incarnation),
+    intervalMs: Number(values.heartbeat),
+  } satisfies HeartbeatConfig,
+);
