@@ -16,8 +16,10 @@ export {
   isInitialized,
   jobId,
   kill,
+  natsCredentials,
   placementOf,
   remote,
+  runtimeStats,
   shutdown,
   timeline,
 } from "./runtime.ts";

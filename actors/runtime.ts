@@ -514,6 +514,19 @@ export async function timeline(path?: string): Promise<ReturnType<Timeline["toCh
   return trace;
 }
 
+/** Counters of the driver's bus: frames received that were not valid messages and were dropped. */
+export function runtimeStats(): { jobId: string; rejectedFrames: number; actors: number } {
+  const rt = current();
+  return { jobId: rt.jobId, rejectedFrames: rt.bus.rejectedFrames, actors: rt.actors.size };
+}
+
+/** Servers and credentials of a NATS cluster's runtime (to start agents or tools against it). */
+export function natsCredentials(): NatsCredentials {
+  const creds = current().natsCreds;
+  if (!creds) throw new RuntimeStateError("natsCredentials(): the runtime runs a local cluster");
+  return creds;
+}
+
 /** Where an actor runs now (e.g. "worker", "process 1234 on host (agent ab12cd34)"). */
 export function placementOf(handle: { actorId: string }): string {
   return current().actors.get(handle.actorId)?.where ?? "";

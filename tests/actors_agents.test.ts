@@ -1,0 +1,85 @@
+/**
+ * A driver joins an existing NATS server where host agents run
+ * (`deno task agent`), places actors on them, and leaves nothing behind.
+ */
+import assert from "node:assert/strict";
+import { get, init, placementOf, remote, shutdown, startNatsServer } from "../actors/mod.ts";
+import type { Probe } from "./fixtures/actors.ts";
+
+const ProbeActor = remote<typeof Probe>(new URL("./fixtures/actors.ts", import.meta.url), "Probe");
+
+async function startAgent(
+  url: string,
+  token: string,
+): Promise<{ id: string; child: Deno.ChildProcess }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../actors/agent_main.ts", import.meta.url).pathname,
+      "--nats",
+      url,
+    ],
+    env: { SCMOE_NATS_TOKEN: token },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  const id = /agent (\w+) on/.exec(value ?? "")?.[1];
+  assert.ok(id, `agent announced itself: ${value}`);
+  return { id, child };
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("a driver places actors on the host agents of an existing NATS", async () => {
+  const server = await startNatsServer();
+  const agents = await Promise.all([
+    startAgent(server.url, server.token!),
+    startAgent(server.url, server.token!),
+  ]);
+  const pids: number[] = [];
+  try {
+    await assert.rejects(init({ cluster: server.url, agentWaitMs: 500 }), /[Aa]uthorization/);
+    await init({ cluster: server.url, token: server.token, agentWaitMs: 5000 });
+    try {
+      const device = { backend: "cpu" as const, index: 1 };
+      const actors = await Promise.all([
+        ProbeActor.options({ host: agents[0].id, device }).remote(),
+        ProbeActor.options({ host: agents[1].id }).remote(),
+        ProbeActor.remote(),
+        ProbeActor.remote(),
+      ]);
+      const where = actors.map((a) => placementOf(a));
+      assert.match(where[0], new RegExp(`agent ${agents[0].id}`));
+      assert.match(where[1], new RegExp(`agent ${agents[1].id}`));
+      const used = new Set(where.map((w) => /agent (\w+)/.exec(w)![1]));
+      assert.equal(used.size, 2, "round-robin placement uses both agents");
+      const who = await get(actors.map((a) => a.whoami()));
+      pids.push(...who.map((w) => w.pid));
+      assert.equal(new Set(pids).size, 4, "each actor is its own process");
+      assert.deepEqual(who[0].device, device);
+      await assert.rejects(ProbeActor.options({ host: "no-such-host" }).remote(), /no host agent/);
+    } finally {
+      await shutdown();
+    }
+    for (const pid of pids) assert.ok(!alive(pid), `actor process ${pid} was stopped by its agent`);
+  } finally {
+    for (const a of agents) {
+      a.child.kill("SIGINT");
+      await a.child.stdout.cancel().catch(() => {});
+      const status = await a.child.status;
+      assert.equal(status.code, 0, "the agent exits cleanly on SIGINT");
+    }
+    await server.stop();
+  }
+});
