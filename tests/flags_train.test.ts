@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { parseTrainFlags, SIZES, trainUsage, UsageError } from "../models/config_flags.ts";
+
+function rejects(args: string[], message: string) {
+  assert.throws(() => parseTrainFlags(args), (e: Error) => {
+    assert.ok(e instanceof UsageError, `${args.join(" ")}: ${e}`);
+    assert.equal(e.name, "UsageError");
+    assert.equal(e.message, message);
+    assert.doesNotMatch(e.message, /\n/);
+    return true;
+  });
+}
+
+Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
+  assert.deepEqual(parseTrainFlags([]), {
+    ...SIZES.tiny,
+    variant: "scmoe",
+    pos: 2,
+    combiner: "cg1",
+    ranks: 2,
+    cluster: "local",
+    backend: "wasm",
+    size: "tiny",
+    seed: 1,
+    capacityFactor: 1.25,
+    out: "runs/scmoe-pos2",
+    resume: false,
+    json: false,
+    help: false,
+  });
+});
+
+Deno.test("every flag is read, both --flag value and --flag=value", () => {
+  const f = parseTrainFlags([
+    "--variant=scmoe",
+    "--pos",
+    "3",
+    "--combiner",
+    "cg2",
+    "--ranks=4",
+    "--cluster",
+    "nats://10.0.0.2:4222",
+    "--backend",
+    "tensorflow-gpu",
+    "--size",
+    "small",
+    "--steps",
+    "7",
+    "--batch=8",
+    "--seq",
+    "32",
+    "--lr",
+    "1e-3",
+    "--seed",
+    "0",
+    "--out",
+    "/tmp/x",
+    "--resume",
+    "--eval-every",
+    "0",
+    "--experts",
+    "8",
+    "--capacity-factor",
+    "2.5",
+    "--json",
+  ]);
+  assert.deepEqual(f, {
+    ...SIZES.small,
+    variant: "scmoe",
+    pos: 3,
+    combiner: "cg2",
+    ranks: 4,
+    cluster: "nats://10.0.0.2:4222",
+    backend: "tensorflow-gpu",
+    size: "small",
+    steps: 7,
+    batch: 8,
+    seq: 32,
+    lr: 0.001,
+    seed: 0,
+    out: "/tmp/x",
+    resume: true,
+    evalEvery: 0,
+    experts: 8,
+    capacityFactor: 2.5,
+    json: true,
+    help: false,
+  });
+  assert.equal(parseTrainFlags(["--variant", "top2"]).out, "runs/top2");
+  assert.equal(parseTrainFlags(["--cluster", "nats"]).cluster, "nats");
+  assert.equal(parseTrainFlags(["--cluster", "nats://host"]).cluster, "nats://host");
+  assert.equal(parseTrainFlags(["--help"]).help, true);
+});
+
+Deno.test("enumerated flags name their allowed values", () => {
+  rejects(
+    ["--variant", "top3"],
+    '--variant must be one of dense, top1, top2, se, dgmoe, scmoe (got "top3")',
+  );
+  rejects(["--pos", "4"], '--pos must be one of 1, 2, 3 (got "4")');
+  rejects(["--combiner", "mul"], '--combiner must be one of cg1, add, cg2 (got "mul")');
+  rejects(
+    ["--backend", "cuda"],
+    '--backend must be one of wasm, cpu, webgpu, tensorflow, tensorflow-gpu (got "cuda")',
+  );
+  rejects(["--size", "huge"], '--size must be one of tiny, small, base (got "huge")');
+  for (
+    const bad of ["tcp://h:1", "nats://", "nats://h:99999", "nats://u:p@h:1", "nats://h/x", "lokal"]
+  ) {
+    rejects(
+      ["--cluster", bad],
+      `--cluster must be one of local, nats, nats://host:port (got "${bad}")`,
+    );
+  }
+});
+
+Deno.test("numbers: integers, ranges and positive reals", () => {
+  rejects(["--ranks", "0"], '--ranks must be a positive integer (got "0")');
+  rejects(["--ranks", "2.5"], '--ranks must be a positive integer (got "2.5")');
+  rejects(["--steps=-3"], '--steps must be a positive integer (got "-3")');
+  rejects(["--batch", "1e3"], '--batch must be a positive integer (got "1e3")');
+  rejects(["--seq", ""], '--seq must be a positive integer (got "")');
+  rejects(["--seed", "x"], '--seed must be a non-negative integer (got "x")');
+  rejects(["--eval-every=-1"], '--eval-every must be a non-negative integer (got "-1")');
+  rejects(
+    ["--experts", "99999999999999999999"],
+    '--experts must be a positive integer (got "99999999999999999999")',
+  );
+  rejects(["--lr", "0"], '--lr must be a positive number (got "0")');
+  rejects(["--lr", "fast"], '--lr must be a positive number (got "fast")');
+  rejects(["--lr", "Infinity"], '--lr must be a positive number (got "Infinity")');
+  rejects(["--capacity-factor", " "], '--capacity-factor must be a positive number (got " ")');
+});
+
+Deno.test("flags that do not fit together", () => {
+  rejects(
+    ["--batch", "10", "--ranks", "4", "--experts", "8"],
+    "--batch 10 must be a multiple of --ranks 4 (each rank takes batch/ranks)",
+  );
+  rejects(
+    ["--ranks", "3", "--batch", "12"],
+    "--experts 4 must be a multiple of --ranks 3 (each rank holds experts/ranks)",
+  );
+  rejects(
+    ["--variant", "top2", "--pos", "1"],
+    "--pos applies only to --variant scmoe (got --variant top2)",
+  );
+  rejects(
+    ["--variant", "dense", "--combiner", "add"],
+    "--combiner applies only to --variant scmoe (got --variant dense)",
+  );
+  rejects(
+    ["--variant", "top2", "--experts", "1", "--ranks", "1"],
+    "--experts must be at least 2 for --variant top2 (got 1)",
+  );
+  rejects(["--out", ""], "--out must name a directory");
+  // dense has no experts to share out
+  assert.equal(parseTrainFlags(["--variant", "dense", "--ranks", "8", "--batch", "16"]).ranks, 8);
+});
+
+Deno.test("parser errors become one-line usage errors", () => {
+  const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, --size, --steps, " +
+    "--batch, --seq, --lr, --seed, --out, --resume, --eval-every, --experts, --capacity-factor, " +
+    "--json, --help";
+  rejects(["--varient", "top1"], `unknown flag --varient (flags: ${all})`);
+  rejects(["-v"], `unknown flag -v (flags: ${all})`);
+  rejects(["scmoe"], `unexpected argument "scmoe": flags start with -- (flags: ${all})`);
+  rejects(
+    ["--ranks"],
+    "--ranks needs a value: rank actors, a positive integer dividing --experts and --batch (default 2)",
+  );
+  rejects(
+    ["--ranks", "--json"],
+    "--ranks needs a value: rank actors, a positive integer dividing --experts and --batch (default 2)",
+  );
+  rejects(["--json=yes"], "--json takes no value");
+  rejects(["--ranks", "2", "--ranks", "4"], "--ranks given 2 times; give it once");
+});
+
+Deno.test("usage lists every flag once", () => {
+  const text = trainUsage();
+  assert.ok(text.startsWith("usage: deno task train [flags]\n"));
+  assert.equal(text.split("\n").length, 20);
+  assert.match(text, /^ {2}--capacity-factor X {3}expert capacity factor/m);
+  assert.match(text, /^ {2}--resume {16}continue from/m);
+});
