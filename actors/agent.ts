@@ -5,7 +5,7 @@
  * @module
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, type NatsCredentials, nodeSubject } from "./bus_nats.ts";
+import { connectNats, credentialsToEnv, type NatsCredentials, nodeSubject } from "./bus_nats.ts";
 import { Chunker, decode, encode } from "./codec.ts";
 import type { DeviceSpec } from "./protocol.ts";
 
@@ -98,10 +98,7 @@ export class Agent {
     if (!Number.isInteger(req.incarnation) || !(req.heartbeatMs > 0)) {
       throw new TypeError("bad incarnation or heartbeatMs");
     }
-    const env: Record<string, string> = {};
-    if (this.creds.token) env.SCMOE_NATS_TOKEN = this.creds.token;
-    if (this.creds.user) env.SCMOE_NATS_USER = this.creds.user;
-    if (this.creds.pass) env.SCMOE_NATS_PASS = this.creds.pass;
+    const env = credentialsToEnv(this.creds);
     if (req.device) env.SCMOE_DEVICE = `${req.device.backend}:${req.device.index}`;
     const child = new Deno.Command(Deno.execPath(), {
       args: [

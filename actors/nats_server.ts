@@ -11,6 +11,8 @@ export interface NatsServerOptions {
   maxPayload?: number;
   /** Auth token clients must present (default: random). `null` for none. */
   token?: string | null;
+  /** Users instead of a token: by name and password, or by nkey public key (`U...`). */
+  users?: ({ user: string; password: string } | { nkey: string })[];
   /** Address to bind (default 127.0.0.1: loopback only). */
   host?: string;
   /** Port (default: a free one). */
@@ -53,6 +55,12 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     `write_deadline: "10s"`,
   ];
   if (token) lines.push(`authorization { token: "${token}" }`);
+  if (opts.users) {
+    const users = opts.users.map((u) =>
+      "nkey" in u ? `{ nkey: "${u.nkey}" }` : `{ user: "${u.user}", password: "${u.password}" }`
+    );
+    lines.push(`authorization { users: [ ${users.join(", ")} ] }`);
+  }
   await Deno.writeTextFile(conf, lines.join("\n") + "\n", { mode: 0o600 });
   let child: Deno.ChildProcess;
   try {

@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { NatsBus } from "./bus_nats.ts";
+import { credentialsFromEnv, NatsBus } from "./bus_nats.ts";
 import { ActorHost } from "./host.ts";
 import type { HeartbeatConfig } from "./heartbeat_worker.ts";
 
@@ -24,12 +24,7 @@ if (!values.job || !values.actor || !values.servers || values.incarnation === un
   console.error("process_main: --job, --actor, --incarnation and --servers are required");
   Deno.exit(2);
 }
-const creds = {
-  servers: values.servers.split(","),
-  token: Deno.env.get("SCMOE_NATS_TOKEN") || undefined,
-  user: Deno.env.get("SCMOE_NATS_USER") || undefined,
-  pass: Deno.env.get("SCMOE_NATS_PASS") || undefined,
-};
+const creds = credentialsFromEnv(values.servers.split(","));
 const bus = await NatsBus.open(creds, values.job, values.actor);
 bus.nc.closed().then(() => Deno.exit(0));
 new ActorHost(bus, values.actor, () => Deno.exit(0));

@@ -38,10 +38,12 @@ export interface InitOptions {
    * `"nats://host:port"`: join an existing NATS where host agents run.
    */
   cluster?: string;
-  /** Credentials for `nats://` clusters. */
+  /** Credentials for `nats://` clusters: a token, a user and password, an nkey seed or a creds file. */
   token?: string;
   user?: string;
   pass?: string;
+  nkeySeed?: string;
+  credsFile?: string;
   /** An actor process silent for this long is declared dead (default 3000 ms). */
   heartbeatTimeoutMs?: number;
   /** Interval of actor heartbeats (default 500 ms). */
@@ -151,7 +153,8 @@ class Runtime {
       server = await startNatsServer();
       creds = { servers: [server.url], token: server.token };
     } else if (/^(nats|tls):\/\//.test(cluster)) {
-      creds = { servers: cluster.split(","), token: o.token, user: o.user, pass: o.pass };
+      const { token, user, pass, nkeySeed, credsFile } = o;
+      creds = { servers: cluster.split(","), token, user, pass, nkeySeed, credsFile };
     } else {
       throw new TypeError(
         `init: cluster must be "local", "nats" or a nats:// URL, got "${cluster}"`,
@@ -397,10 +400,7 @@ class Runtime {
         groupId,
         rank,
         size,
-        servers: c.servers,
-        token: c.token,
-        user: c.user,
-        pass: c.pass,
+        ...c,
         jobId: this.jobId,
         link,
         timeoutMs,
