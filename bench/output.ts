@@ -4,6 +4,7 @@
  *
  * @module
  */
+export { median } from "../models/stats.ts";
 
 /** One measured figure. */
 export interface BenchRow {
@@ -43,12 +44,4 @@ export function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
   return Number(v.toPrecision(4)).toString();
-}
-
-/** The median of a non-empty list. */
-export function median(xs: number[]): number {
-  if (xs.length === 0) throw new RangeError("median of an empty list");
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
