@@ -19,3 +19,4 @@
  */
 export * from "./actors/mod.ts";
 export * from "./collectives/mod.ts";
+export * from "./models/mod.ts";

@@ -42,6 +42,7 @@ export async function setupBackend(name: BackendName = "wasm"): Promise<void> {
   switch (name) {
     case "wasm":
       registerWasmUnsortedSegmentSum();
+      registerWasmTransposingMatMul();
       break;
     case "cpu":
       break;
@@ -57,6 +58,14 @@ export async function setupBackend(name: BackendName = "wasm"): Promise<void> {
   }
   if (!(await tf.setBackend(name))) throw new Error(`tfjs backend "${name}" failed to initialise`);
   await tf.ready();
+}
+
+/**
+ * Whether the active backend can read tensors synchronously. Deno's webgpu
+ * cannot (tfjs reads GPU data synchronously through an OffscreenCanvas).
+ */
+export function readsSynchronously(): boolean {
+  return tf.getBackend() !== "webgpu";
 }
 
 async function loadWebGpu(): Promise<void> {
@@ -106,6 +115,46 @@ function registerWasmUnsortedSegmentSum(): void {
         for (let j = 0; j < inner; j++) out[s * inner + j] += values[i * inner + j];
       }
       return wasm.makeOutput([numSegments, ...x.shape.slice(1)], x.dtype, undefined, out);
+    },
+  });
+}
+
+/**
+ * The wasm `BatchMatMul` is about 20 times slower with a transposed operand
+ * (the backward of every linear layer) than without. This wraps it: a
+ * transposed operand is transposed explicitly first (a cheap copy), then
+ * multiplied on the fast path.
+ */
+function registerWasmTransposingMatMul(): void {
+  const matMul = tf.getKernel("BatchMatMul", "wasm")!;
+  if (matMul.kernelFunc.name === "transposingMatMul") return;
+  const transpose = tf.getKernel("Transpose", "wasm")!;
+  tf.unregisterKernel("BatchMatMul", "wasm");
+  tf.registerKernel({
+    ...matMul,
+    kernelFunc: function transposingMatMul(args) {
+      const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+      if (!transposeA && !transposeB) return matMul.kernelFunc(args);
+      const copies: tf.TensorInfo[] = [];
+      const flip = (x: tf.TensorInfo) => {
+        const r = x.shape.length;
+        const perm = [...Array(r - 2).keys(), r - 1, r - 2];
+        const t = transpose.kernelFunc({
+          ...args,
+          inputs: { x },
+          attrs: { perm },
+        }) as tf.TensorInfo;
+        copies.push(t);
+        return t;
+      };
+      const out = matMul.kernelFunc({
+        ...args,
+        inputs: { a: transposeA ? flip(a) : a, b: transposeB ? flip(b) : b },
+        attrs: { ...args.attrs, transposeA: false, transposeB: false },
+      });
+      for (const t of copies) (args.backend as tf.KernelBackend).disposeData(t.dataId);
+      return out;
     },
   });
 }

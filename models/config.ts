@@ -93,7 +93,9 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
     if (cfg.variant === "scmoe" && moeEvery === 1 && cfg.pos !== 1) {
       fail("with MoE in every block ScMoE uses Pos-1");
     }
-    if (cfg.variant === "dgmoe" && moeEvery === 1) fail("dgmoe needs a dense block before each MoE block");
+    if (cfg.variant === "dgmoe" && moeEvery === 1) {
+      fail("dgmoe needs a dense block before each MoE block");
+    }
   }
   return cfg;
 }

@@ -19,6 +19,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { type BackendName, BACKENDS } from "./backend.ts";
+import {
+  type Combiner,
+  type ModelConfig,
+  resolveConfig,
+  type Variant,
+  VARIANTS,
+} from "./config.ts";
 
 /** A bad command line; the message is one line. */
 export class UsageError extends Error {
@@ -29,18 +37,8 @@ export class UsageError extends Error {
   }
 }
 
-/** Model variants of the paper. */
-export const VARIANTS = ["dense", "top1", "top2", "se", "dgmoe", "scmoe"] as const;
-/** A model variant. */
-export type Variant = (typeof VARIANTS)[number];
 /** ScMoE combiners. */
-export const COMBINERS = ["cg1", "add", "cg2"] as const;
-/** An ScMoE combiner. */
-export type Combiner = (typeof COMBINERS)[number];
-/** tfjs backends. */
-export const BACKENDS = ["wasm", "cpu", "webgpu", "tensorflow", "tensorflow-gpu"] as const;
-/** A tfjs backend. */
-export type Backend = (typeof BACKENDS)[number];
+export const COMBINERS: readonly Combiner[] = ["cg1", "add", "cg2"];
 /** Where ranks run: Workers in this process, processes on a private NATS server, or a given NATS server. */
 export type Cluster = "local" | "nats" | `nats://${string}`;
 
@@ -123,15 +121,17 @@ export interface TrainFlags extends SizePreset {
   /** Where ranks run (`--cluster`, default `local`). */
   cluster: Cluster;
   /** tfjs backend (`--backend`, default `wasm`). */
-  backend: Backend;
+  backend: BackendName;
   /** Size preset (`--size`, default `tiny`). */
   size: Size;
   /** Seed of data order, initialization and gate noise (`--seed`, default 1). */
   seed: number;
-  /** Capacity factor of the gates (`--capacity-factor`, default 1.25). */
+  /** Capacity factor of the gates in training (`--capacity-factor`, default the model's, 2). */
   capacityFactor: number;
-  /** Output directory (`--out`, default `runs/<variant>`, e.g. `runs/scmoe-pos2`). */
+  /** Output directory (`--out`, default `runs/<variant>-<UTC time>`, e.g. `runs/scmoe-pos2-20250101T120000`). */
   out: string;
+  /** Steps between checkpoints (`--ckpt-every`, default 0: at the end only). */
+  ckptEvery: number;
   /** Continue from the latest valid checkpoint in `out` (`--resume`). */
   resume: boolean;
   /** Print the final result as JSON (`--json`). */
@@ -140,6 +140,7 @@ export interface TrainFlags extends SizePreset {
   help: boolean;
 }
 
+const DEFAULT_CF = resolveConfig().capacityFactor;
 const FLAG_HELP = {
   variant: `model variant: ${VARIANTS.join("|")} (default scmoe)`,
   pos: "ScMoE shortcut position: 1|2|3 (default 2; scmoe only)",
@@ -153,11 +154,12 @@ const FLAG_HELP = {
   seq: "sequence length, a positive integer (default from --size)",
   lr: "peak learning rate, a positive number (default from --size)",
   seed: "seed, a non-negative integer (default 1)",
-  out: "output directory (default runs/<variant>)",
-  resume: "continue from the latest valid checkpoint in --out",
+  out: "output directory (default runs/<variant>-<UTC time>)",
+  resume: "continue from the latest valid checkpoint in --out (needs --out)",
+  "ckpt-every": "steps between checkpoints, a non-negative integer (default 0: at the end only)",
   "eval-every": "steps between validation passes, a non-negative integer (0: at the end only)",
   experts: "experts per MoE layer, a positive integer (default from --size)",
-  "capacity-factor": "expert capacity factor, a positive number (default 1.25)",
+  "capacity-factor": `expert capacity factor, a positive number (default ${DEFAULT_CF})`,
   json: "print the final result as JSON",
   help: "print this help",
 } as const;
@@ -173,11 +175,12 @@ export function trainUsage(): string {
 }
 
 /**
- * Parses `args` (such as `Deno.args`) into {@linkcode TrainFlags}.
+ * Parses `args` (such as `Deno.args`) into {@linkcode TrainFlags}; `now`
+ * stamps the default output directory.
  *
  * @throws {UsageError} one line naming the flag and the allowed values.
  */
-export function parseTrainFlags(args: string[]): TrainFlags {
+export function parseTrainFlags(args: string[], now: Date = new Date()): TrainFlags {
   const options = Object.fromEntries(
     Object.keys(FLAG_HELP).map((f) => [
       f,
@@ -223,13 +226,18 @@ export function parseTrainFlags(args: string[]): TrainFlags {
     seed: integer(one("seed"), "seed", 1, 0),
     evalEvery: integer(one("eval-every"), "eval-every", preset.evalEvery, 0),
     experts: integer(one("experts"), "experts", preset.experts, 1),
-    capacityFactor: positive(one("capacity-factor"), "capacity-factor", 1.25),
-    out: one("out") ?? `runs/${variant === "scmoe" ? `scmoe-pos${posText ?? 2}` : variant}`,
+    capacityFactor: positive(one("capacity-factor"), "capacity-factor", DEFAULT_CF),
+    out: one("out") ??
+      `runs/${variant === "scmoe" ? `scmoe-pos${posText ?? 2}` : variant}-${stamp(now)}`,
+    ckptEvery: integer(one("ckpt-every"), "ckpt-every", 0, 0),
     resume: values.resume !== undefined,
     json: values.json !== undefined,
     help: values.help !== undefined,
   };
   if (flags.out === "") throw new UsageError("--out must name a directory");
+  if (flags.resume && values.out === undefined) {
+    throw new UsageError("--resume needs --out DIR, the run to continue");
+  }
   if (flags.batch % flags.ranks !== 0) {
     throw new UsageError(
       `--batch ${flags.batch} must be a multiple of --ranks ${flags.ranks} (each rank takes batch/ranks)`,
@@ -240,10 +248,17 @@ export function parseTrainFlags(args: string[]): TrainFlags {
       `--experts ${flags.experts} must be a multiple of --ranks ${flags.ranks} (each rank holds experts/ranks)`,
     );
   }
-  if (flags.variant === "top2" && flags.experts < 2) {
-    throw new UsageError(`--experts must be at least 2 for --variant top2 (got ${flags.experts})`);
+  if (flags.variant !== "dense" && flags.experts < 2) {
+    throw new UsageError(
+      `--experts must be at least 2 for --variant ${flags.variant} (got ${flags.experts})`,
+    );
   }
   return flags;
+}
+
+/** `2025-01-02T03:04:05.678Z` → `20250102T030405`. */
+function stamp(now: Date): string {
+  return now.toISOString().replace(/[-:]|\.\d+Z$/g, "");
 }
 
 function choice<T extends string>(text: string, flag: Flag, allowed: readonly T[]): T {
@@ -314,4 +329,22 @@ function usageFromParseError(e: unknown): unknown {
     default:
       return e;
   }
+}
+
+/**
+ * The model a parsed command line asks for: the size preset's shape, the
+ * variant with its position and combiner, the capacity factor.
+ */
+export function modelConfigOf(flags: TrainFlags): ModelConfig {
+  return resolveConfig({
+    nEmbd: flags.dModel,
+    nLayer: flags.layers,
+    nHead: flags.heads,
+    nExperts: flags.experts,
+    blockSize: flags.seq,
+    variant: flags.variant,
+    pos: flags.pos,
+    combiner: flags.combiner,
+    capacityFactor: flags.capacityFactor,
+  });
 }

@@ -62,5 +62,8 @@ export async function exchangeCounts(
 /** Rows bound for each rank when rows are sorted by expert and rank j holds experts `[j*m, (j+1)*m)`. */
 export function rowsPerRank(perExpert: Int32Array, size: number): number[] {
   const m = perExpert.length / size;
-  return Array.from({ length: size }, (_, j) => perExpert.slice(j * m, (j + 1) * m).reduce((a, b) => a + b, 0));
+  return Array.from(
+    { length: size },
+    (_, j) => perExpert.slice(j * m, (j + 1) * m).reduce((a, b) => a + b, 0),
+  );
 }

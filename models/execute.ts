@@ -17,7 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Communicator } from "../collectives/types.ts";
 import { exchangeCounts, exchangeRows, rowsPerRank } from "./exchange.ts";
 import type { ParamLookup } from "./layers.ts";
-import type { ExchangeStep, RouteStep, RunContext, Step } from "./program.ts";
+import type { ExchangeStep, RunContext, Step } from "./program.ts";
 
 /** A parameter lookup over a map that throws on unknown names. */
 export function lookupIn(params: ReadonlyMap<string, tf.Tensor>): ParamLookup {
@@ -44,9 +44,12 @@ export function runLocal(
       case "compute":
         step.run(step.inputs.map(get), p, ctx).forEach((t, j) => values.set(step.outputs[j], t));
         break;
-      case "route":
-        decide(step, get(step.inputs[0]), p, ctx, (s) => s.dataSync() as Float32Array);
+      case "route": {
+        const scores = tf.tidy(() => step.scores(get(step.inputs[0]), p, ctx)); // [S, E]
+        ctx.routes.set(step.name, step.decide(scores.dataSync() as Float32Array, ctx));
+        scores.dispose();
         break;
+      }
       case "dispatch":
         ctx.layouts.set(step.route, [Array.from(ctx.routes.get(step.route)!.perExpert)]);
         values.set(step.output, get(step.input));
@@ -56,19 +59,6 @@ export function runLocal(
     }
   }
   return values;
-}
-
-async function decide(
-  step: RouteStep,
-  x: tf.Tensor,
-  p: ParamLookup,
-  ctx: RunContext,
-  read: (scores: tf.Tensor) => Float32Array | Promise<Float32Array>,
-): Promise<void> {
-  const scores = tf.tidy(() => step.scores(x, p, ctx)); // [S, E]
-  const values = read(scores);
-  ctx.routes.set(step.name, step.decide(values instanceof Promise ? await values : values, ctx));
-  scores.dispose();
 }
 
 type Pending = tf.Tensor | Promise<tf.Tensor>;
@@ -109,7 +99,13 @@ export class SegmentedRun {
     const lookup = lookupIn(this.#params);
     for (const step of this.#program) {
       if (step.kind === "route") {
-        await decide(step, await this.value(step.inputs[0]), lookup, this.#ctx, (s) => s.data() as Promise<Float32Array>);
+        const x = await this.value(step.inputs[0]);
+        const scores = tf.tidy(() => step.scores(x, lookup, this.#ctx)); // [S, E]
+        this.#ctx.routes.set(
+          step.name,
+          step.decide((await scores.data()) as Float32Array, this.#ctx),
+        );
+        scores.dispose();
       } else if (step.kind === "compute") {
         const inputs = await Promise.all(step.inputs.map((n) => this.value(n)));
         const used = new Set<string>();
@@ -160,10 +156,15 @@ export class SegmentedRun {
       const inputs = await Promise.all(step.inputs.map((n) => this.value(n)));
       const used = this.#used.get(step.name)!;
       const xs = [...inputs, ...used.map(lookup)];
-      const { value, grads: dxs } = tf.engine().gradients(() => {
-        const outs = step.run(inputs, lookup, this.#ctx);
-        return tf.addN(outs.flatMap((o, j) => dys[j] ? [tf.sum(tf.mul(o, dys[j]!))] : []));
-      }, xs, undefined, true);
+      const { value, grads: dxs } = tf.engine().gradients(
+        () => {
+          const outs = step.run(inputs, lookup, this.#ctx);
+          return tf.addN(outs.flatMap((o, j) => dys[j] ? [tf.sum(tf.mul(o, dys[j]!))] : []));
+        },
+        xs,
+        undefined,
+        true,
+      );
       value.dispose();
       dys.forEach((d) => d?.dispose());
       dxs.forEach((g, j) => {
@@ -192,7 +193,13 @@ export class SegmentedRun {
    * owners; combine forward and dispatch backward send them back to their
    * sources.
    */
-  async #exchange(step: ExchangeStep, x: tf.Tensor, phase: "fwd" | "bwd"): Promise<tf.Tensor> {
+  #exchange(step: ExchangeStep, x: tf.Tensor, phase: "fwd" | "bwd"): Promise<tf.Tensor> {
+    const future = this.#send(step, x, phase);
+    future.catch(() => {}); // a failure surfaces where the value is awaited, not as an unhandled rejection
+    return future;
+  }
+
+  async #send(step: ExchangeStep, x: tf.Tensor, phase: "fwd" | "bwd"): Promise<tf.Tensor> {
     const route = this.#ctx.routes.get(step.route)!;
     const tag = `${this.#tag}/${step.name}/${phase}`;
     const toExperts = (step.kind === "dispatch") === (phase === "fwd");

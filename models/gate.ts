@@ -130,7 +130,18 @@ export function decideRoute(scores: Float32Array, opts: RouteOptions): Route {
       rowToken[row[a]] = t;
     }
   }
-  return { nTokens: S, k, nExperts: E, groups, capacity, choice, row, rowToken, perExpert, top1Fraction };
+  return {
+    nTokens: S,
+    k,
+    nExperts: E,
+    groups,
+    capacity,
+    choice,
+    row,
+    rowToken,
+    perExpert,
+    top1Fraction,
+  };
 }
 
 /**
@@ -162,13 +173,21 @@ export function gateLogits(
   return tf.add(clean, tf.mul(tf.tensor(eps, clean.shape), scale));
 }
 
-/** Gate values G: softmax over each token's kept top-k logits `h` [S, E]: [S, k]. */
+/**
+ * Gate values G [S, k] from logits `h` [S, E]: the chosen experts'
+ * probabilities under a softmax over all experts, renormalised over the kept
+ * k when k > 1. For top-2 this equals a softmax over the two kept logits (the
+ * paper's wording); for top-1 it is the chosen probability itself, as in
+ * Switch and Tutel, so the gate also learns from the language-model loss (a
+ * softmax over one kept logit would be the constant 1).
+ */
 export function gateWeights(h: tf.Tensor, route: Route): tf.Tensor {
   const { nTokens: S, k, nExperts: E, choice } = route;
   const idx = new Int32Array(S * k);
   for (let a = 0; a < S * k; a++) idx[a] = Math.floor(a / k) * E + choice[a];
-  const kept = tf.reshape(tf.gather(tf.reshape(h, [-1]), tf.tensor1d(idx, "int32")), [S, k]);
-  return tf.softmax(kept, -1); // [S, k]
+  const probs = tf.reshape(tf.softmax(h, -1), [-1]); // [S * E]
+  const kept = tf.reshape(tf.gather(probs, tf.tensor1d(idx, "int32")), [S, k]); // [S, k]
+  return k === 1 ? kept : tf.div(kept, tf.sum(kept, -1, true));
 }
 
 /** GShard load-balancing loss of logits `h` [S, E], averaged over groups: `E * sum_e mean_prob_e * fraction_top1_e`. */
@@ -214,5 +233,10 @@ export interface GateStats {
 /** The statistics of one route. */
 export function routeStats(name: string, route: Route): GateStats {
   const assignments = route.nTokens * route.k;
-  return { name, load: Array.from(route.perExpert), dropped: assignments - route.rowToken.length, assignments };
+  return {
+    name,
+    load: Array.from(route.perExpert),
+    dropped: assignments - route.rowToken.length,
+    assignments,
+  };
 }

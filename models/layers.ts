@@ -20,7 +20,8 @@ export function layerNorm(x: tf.Tensor, p: ParamLookup, prefix: string): tf.Tens
 
 /** GELU, tanh approximation (as GPT-2). */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  const cube = tf.mul(tf.mul(x, x), x);
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, cube)));
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
 }
 
@@ -60,10 +61,10 @@ function causalMask(T: number): tf.Tensor {
 
 /** Token plus position embedding of `tokens` [B, T]: [B, T, C]. */
 export function embed(tokens: tf.Tensor, p: ParamLookup): tf.Tensor {
-  const T = tokens.shape[1];
+  const T = tokens.shape[1] as number;
   const wpe = p("wpe");
   const tok = tf.gather(p("wte"), tokens); // [B, T, C]
-  return tf.add(tok, tf.slice(wpe, [0, 0], [T, wpe.shape[1]])); // [B, T, C]
+  return tf.add(tok, tf.slice(wpe, [0, 0], [T, wpe.shape[1] as number])); // [B, T, C]
 }
 
 /** Logits of the final hidden state [B, T, C] with the output tied to the token embedding: [B, T, V]. */

@@ -50,13 +50,13 @@ export function warmupCosine(options: WarmupCosineOptions): Schedule {
   };
 }
 
-const NO_DECAY_SEGMENT = /norm|^ln(_\w+|\d*)$|emb|^wte$|^wpe$/i;
+const NO_DECAY_SEGMENT = /norm|^ln(\d*|f|_\w+)$|emb|^wte$|^wpe$/i;
 
 /**
  * The default weight-decay rule, by role: the weight matrices of linear maps
  * (attention projections, MLPs, experts, gates) decay; biases and norm gains
  * or shifts (vectors) do not, nor does any tensor whose name has a norm
- * segment (`ln1`, `ln_f`, `norm`, …) or an embedding segment (`wte`, `wpe`,
+ * segment (`ln1`, `lnf`, `ln_tap`, `norm`, …) or an embedding segment (`wte`, `wpe`,
  * `tok_emb`, `embedding`, …; the output layer is tied to the token embedding).
  */
 export function decaysWeight(name: string, shape: readonly number[]): boolean {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type ModelConfig, hasSharedExpert, isMoeBlock } from "./config.ts";
+import { hasSharedExpert, isMoeBlock, type ModelConfig } from "./config.ts";
 import { hashString, normals } from "./rng.ts";
 
 /** How a parameter starts. */

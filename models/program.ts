@@ -250,9 +250,21 @@ function gateSteps(cfg: ModelConfig, use: GateUse): Step[] {
   return [
     route,
     gateStep,
-    { kind: "dispatch", name: `${name}.dispatch`, route: name, input: `${name}:send`, output: `${name}:recv` },
+    {
+      kind: "dispatch",
+      name: `${name}.dispatch`,
+      route: name,
+      input: `${name}:send`,
+      output: `${name}:recv`,
+    },
     expertsStep(cfg, use),
-    { kind: "combine", name: `${name}.combine`, route: name, input: `${name}:out`, output: `${name}:back` },
+    {
+      kind: "combine",
+      name: `${name}.combine`,
+      route: name,
+      input: `${name}:out`,
+      output: `${name}:back`,
+    },
   ];
 }
 
@@ -323,7 +335,9 @@ function sharedExpertStep(cfg: ModelConfig, i: number): ComputeStep {
     kind: "compute",
     name: `${m}.shared`,
     inputs: [v.attn(i)],
-    outputs: combiner === "cg2" ? [`${m}.shared:term`, `${m}.shared:routed_scale`] : [`${m}.shared:term`],
+    outputs: combiner === "cg2"
+      ? [`${m}.shared:term`, `${m}.shared:routed_scale`]
+      : [`${m}.shared:term`],
     run: ([a], p) => {
       const x = layerNorm(a, p, `blocks.${i}.ln2`); // [B, T, C]
       const se = ffn(x, p, `${m}.shared`); // [B, T, C]
@@ -344,11 +358,18 @@ function sharedExpertStep(cfg: ModelConfig, i: number): ComputeStep {
 function moeOutputStep(cfg: ModelConfig, i: number, uses: GateUse[]): ComputeStep {
   const m = `blocks.${i}.moe`;
   const shared = hasSharedExpert(cfg) ? [`${m}.shared:term`] : [];
-  const scaled = cfg.variant === "scmoe" && cfg.combiner === "cg2" ? [`${m}.shared:routed_scale`] : [];
+  const scaled = cfg.variant === "scmoe" && cfg.combiner === "cg2"
+    ? [`${m}.shared:routed_scale`]
+    : [];
   return {
     kind: "compute",
     name: `${m}.output`,
-    inputs: [v.attn(i), ...shared, ...scaled, ...uses.flatMap((u) => [`${u.name}:back`, `${u.name}:w`])],
+    inputs: [
+      v.attn(i),
+      ...shared,
+      ...scaled,
+      ...uses.flatMap((u) => [`${u.name}:back`, `${u.name}:w`]),
+    ],
     outputs: [v.output(i)],
     run: (x, _p, ctx) => {
       const [a] = x;

@@ -12,7 +12,7 @@ function rejects(args: string[], message: string) {
 }
 
 Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
-  assert.deepEqual(parseTrainFlags([]), {
+  assert.deepEqual(parseTrainFlags([], new Date("2025-01-02T03:04:05.678Z")), {
     ...SIZES.tiny,
     variant: "scmoe",
     pos: 2,
@@ -22,8 +22,9 @@ Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
     backend: "wasm",
     size: "tiny",
     seed: 1,
-    capacityFactor: 1.25,
-    out: "runs/scmoe-pos2",
+    capacityFactor: 2,
+    out: "runs/scmoe-pos2-20250102T030405",
+    ckptEvery: 0,
     resume: false,
     json: false,
     help: false,
@@ -56,6 +57,8 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     "--out",
     "/tmp/x",
     "--resume",
+    "--ckpt-every",
+    "5",
     "--eval-every",
     "0",
     "--experts",
@@ -79,6 +82,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     lr: 0.001,
     seed: 0,
     out: "/tmp/x",
+    ckptEvery: 5,
     resume: true,
     evalEvery: 0,
     experts: 8,
@@ -86,7 +90,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     json: true,
     help: false,
   });
-  assert.equal(parseTrainFlags(["--variant", "top2"]).out, "runs/top2");
+  assert.match(parseTrainFlags(["--variant", "top2"]).out, /^runs\/top2-\d{8}T\d{6}$/);
   assert.equal(parseTrainFlags(["--cluster", "nats"]).cluster, "nats");
   assert.equal(parseTrainFlags(["--cluster", "nats://host"]).cluster, "nats://host");
   assert.equal(parseTrainFlags(["--help"]).help, true);
@@ -150,17 +154,18 @@ Deno.test("flags that do not fit together", () => {
     "--combiner applies only to --variant scmoe (got --variant dense)",
   );
   rejects(
-    ["--variant", "top2", "--experts", "1", "--ranks", "1"],
-    "--experts must be at least 2 for --variant top2 (got 1)",
+    ["--variant", "top1", "--experts", "1", "--ranks", "1"],
+    "--experts must be at least 2 for --variant top1 (got 1)",
   );
   rejects(["--out", ""], "--out must name a directory");
+  rejects(["--resume"], "--resume needs --out DIR, the run to continue");
   // dense has no experts to share out
   assert.equal(parseTrainFlags(["--variant", "dense", "--ranks", "8", "--batch", "16"]).ranks, 8);
 });
 
 Deno.test("parser errors become one-line usage errors", () => {
   const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, --size, --steps, " +
-    "--batch, --seq, --lr, --seed, --out, --resume, --eval-every, --experts, --capacity-factor, " +
+    "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --experts, --capacity-factor, " +
     "--json, --help";
   rejects(["--varient", "top1"], `unknown flag --varient (flags: ${all})`);
   rejects(["-v"], `unknown flag -v (flags: ${all})`);
@@ -180,7 +185,10 @@ Deno.test("parser errors become one-line usage errors", () => {
 Deno.test("usage lists every flag once", () => {
   const text = trainUsage();
   assert.ok(text.startsWith("usage: deno task train [flags]\n"));
-  assert.equal(text.split("\n").length, 20);
-  assert.match(text, /^ {2}--capacity-factor X {3}expert capacity factor/m);
-  assert.match(text, /^ {2}--resume {16}continue from/m);
+  assert.equal(text.split("\n").length, 21);
+  assert.match(
+    text,
+    /^ {2}--capacity-factor X {3}expert capacity factor, a positive number \(default 2\)$/m,
+  );
+  assert.match(text, /^ {2}--resume {14}continue from/m);
 });

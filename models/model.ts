@@ -1,0 +1,367 @@
+/**
+ * The model's entry points: {@linkcode createModel}, {@linkcode trainStep},
+ * {@linkcode evaluate} and {@linkcode forward}. Without a communicator the
+ * whole step is one tape on one rank holding every expert; with one, the
+ * step runs as a {@linkcode SegmentedRun} on each rank of the group.
+ *
+ * @module
+ */
+
+import * as tf from "@tensorflow/tfjs";
+import { createMemoryGroup } from "../collectives/memory.ts";
+import type { Communicator } from "../collectives/types.ts";
+import { readsSynchronously } from "./backend.ts";
+import { expertIndex, expertRange } from "./checkpoint.ts";
+import { type ModelConfig, resolveConfig } from "./config.ts";
+import type { Batch } from "./data.ts";
+import { lookupIn, runLocal, SegmentedRun } from "./execute.ts";
+import { gateNoise, type GateStats, routeStats } from "./gate.ts";
+import { initialValues, paramSpecs } from "./params.ts";
+import { buildProgram, type RunContext, type Step } from "./program.ts";
+
+/** Where a model replica sits in its expert-parallel group. */
+export interface ModelOptions {
+  /** This rank (default 0). */
+  rank?: number;
+  /** Ranks N in the group; E must divide by N (default 1). */
+  size?: number;
+  /** Seed of the parameters and the gate noise (default 0). */
+  seed?: number;
+}
+
+/** One rank's replica: dense parameters and its share of the experts. */
+export interface Model {
+  /** The resolved configuration. */
+  readonly config: ModelConfig;
+  /** This rank. */
+  readonly rank: number;
+  /** Ranks in the group. */
+  readonly size: number;
+  /** Seed of the parameters and the gate noise. */
+  readonly seed: number;
+  /** This rank's parameters by role name: every dense one and its experts (global indices). */
+  readonly params: Map<string, tf.Variable>;
+  /** The global experts this rank holds, `[lo, hi)`. */
+  readonly experts: [number, number];
+  /** Training steps taken; keys the gate noise. Restore it when resuming. */
+  step: number;
+}
+
+/**
+ * Makes rank `rank`'s replica of the model: parameters are a function of
+ * (seed, name) only, so every layout starts from the same model.
+ *
+ * @example
+ * ```ts
+ * import { createModel } from "./model.ts";
+ * import { setupBackend } from "./backend.ts";
+ * await setupBackend("cpu");
+ * const model = createModel({ variant: "scmoe", pos: 2 }, { rank: 1, size: 2 });
+ * model.params.has("blocks.1.moe.experts.2.w1"); // true: rank 1 holds experts 2 and 3
+ * ```
+ */
+export function createModel(config: Partial<ModelConfig> = {}, opts: ModelOptions = {}): Model {
+  const cfg = resolveConfig(config);
+  const { rank = 0, size = 1, seed = 0 } = opts;
+  if (cfg.variant !== "dense" && cfg.nExperts % size !== 0) {
+    throw new RangeError(`${cfg.nExperts} experts do not split evenly over ${size} ranks`);
+  }
+  const experts: [number, number] = cfg.variant === "dense"
+    ? [0, 0]
+    : expertRange(rank, size, cfg.nExperts);
+  const params = new Map<string, tf.Variable>();
+  for (const spec of paramSpecs(cfg)) {
+    if (spec.expert !== undefined && (spec.expert < experts[0] || spec.expert >= experts[1])) {
+      continue;
+    }
+    const init = tf.tensor(initialValues(spec, seed), spec.shape);
+    params.set(spec.name, tf.variable(init));
+    init.dispose();
+  }
+  return { config: cfg, rank, size, seed, params, experts, step: 0 };
+}
+
+/** Frees the model's parameters. */
+export function disposeModel(model: Model): void {
+  for (const v of model.params.values()) v.dispose();
+}
+
+/** Options of {@linkcode trainStep}, {@linkcode evaluate} and {@linkcode forward}. */
+export interface RunOptions {
+  /**
+   * The expert-parallel group; omit it to run on one rank holding every
+   * expert. All ranks must make the same calls in the same order, each with
+   * its equal share of the global batch (rank r holds the r-th slice).
+   */
+  comm?: Communicator;
+  /**
+   * Split the local tokens into this many equal groups for capacity and the
+   * aux loss (default 1). One process reproducing N ranks passes N.
+   */
+  groups?: number;
+  /** Step number keying the gate noise (default `model.step`; training only). */
+  step?: number;
+}
+
+/** What a loss-computing run reports. Losses are means over the global batch. */
+export interface LossResult {
+  /** `lmLoss + auxLossWeight * auxLoss`. */
+  loss: number;
+  /** Next-token cross-entropy. */
+  lmLoss: number;
+  /** Load-balancing loss, averaged over gate applications (0 for dense). */
+  auxLoss: number;
+  /** Per gate application, summed over the group. */
+  stats: GateStats[];
+  /** Dropped / all assignments over every gate application. */
+  dropRate: number;
+}
+
+/** {@linkcode trainStep}'s result. */
+export interface StepResult extends LossResult {
+  /**
+   * Gradients of the global mean loss for every parameter of this rank, by
+   * name: dense ones all-reduced (identical on every rank), experts' held by
+   * their owner only. The caller disposes them.
+   */
+  grads: Map<string, tf.Tensor>;
+}
+
+/**
+ * One training step on this rank's micro-batch (`[rows, T + 1]` windows):
+ * forward, backward, dense-gradient all-reduce. Noise on, training capacity.
+ * Increments `model.step`.
+ *
+ * @example
+ * ```ts
+ * import { createModel, trainStep } from "./model.ts";
+ * import { setupBackend } from "./backend.ts";
+ * await setupBackend("cpu");
+ * const model = createModel({ nLayer: 2, blockSize: 8 });
+ * const tokens = new Int32Array(2 * 9).map((_, i) => i % 256);
+ * const { loss, grads } = await trainStep(model, { tokens, rows: 2, cols: 9 });
+ * ```
+ */
+export async function trainStep(
+  model: Model,
+  batch: Batch,
+  opts: RunOptions = {},
+): Promise<StepResult> {
+  const step = opts.step ?? model.step;
+  const ctx = runContext(model, windows(batch), { training: true, groups: opts.groups, step });
+  const program = buildProgram(model.config, true);
+  const comm = groupOf(opts);
+  let parts: number[];
+  let grads: Map<string, tf.Tensor>;
+  if (!comm) {
+    const names = [...model.params.keys()];
+    const vars = names.map((n) => model.params.get(n)!);
+    parts = [];
+    const { value, grads: gs } = tf.engine().gradients(
+      () => {
+        const values = runLocal(program, ctx, lookupIn(model.params));
+        parts = LOSS_VALUES.map((n) => values.get(n)!.dataSync()[0]);
+        return values.get("loss")!;
+      },
+      vars,
+      undefined,
+      true,
+    );
+    value.dispose();
+    grads = new Map(names.map((n, j) => [n, gs[j] ?? tf.zerosLike(vars[j])]));
+  } else {
+    const run = new SegmentedRun(program, ctx, model.params, comm, nextTag(model, "train"));
+    try {
+      await run.forward();
+      parts = await lossValues(run);
+      const used = await run.backward(1 / comm.size);
+      grads = new Map([...model.params].map(([n, v]) => [n, used.get(n) ?? tf.zerosLike(v)]));
+    } finally {
+      await run.dispose();
+    }
+    await allreduceDense(grads, comm, nextTag(model, "grads"));
+  }
+  model.step = step + 1;
+  return { ...(await lossResult(model, ctx, parts, comm)), grads };
+}
+
+/** The loss of this rank's micro-batch in evaluation mode (no noise, evaluation capacity). */
+export async function evaluate(
+  model: Model,
+  batch: Batch,
+  opts: RunOptions = {},
+): Promise<LossResult> {
+  const ctx = runContext(model, windows(batch), { training: false, groups: opts.groups });
+  const program = buildProgram(model.config, true);
+  const comm = groupOf(opts);
+  const values = await evalValues(model, program, ctx, comm, LOSS_VALUES);
+  const parts = await Promise.all(values.map(async (t) => (await t.data())[0]));
+  tf.dispose(values);
+  return lossResult(model, ctx, parts, comm);
+}
+
+/** Tokens to run {@linkcode forward} on. */
+export interface ForwardInput {
+  /** Token ids [B, T], row-major; T at most `blockSize`. */
+  tokens: Int32Array;
+  /** B. */
+  batchSize: number;
+  /** T. */
+  seqLen: number;
+}
+
+/**
+ * Logits [B, T, V] of this rank's tokens in evaluation mode, through the same
+ * expert-parallel path (every rank of `comm` must call it). The caller
+ * disposes the logits.
+ */
+export async function forward(
+  model: Model,
+  input: ForwardInput,
+  opts: RunOptions = {},
+): Promise<tf.Tensor> {
+  const ctx = runContext(model, input, { training: false, groups: opts.groups });
+  const program = buildProgram(model.config, false);
+  const [logits] = await evalValues(model, program, ctx, groupOf(opts), ["logits"]);
+  return logits;
+}
+
+/**
+ * The group to run on: the caller's, none (one tape, synchronous reads of the
+ * routing scores), or a one-rank group where the backend cannot read
+ * synchronously (the segmented path reads asynchronously).
+ */
+function groupOf(opts: RunOptions): Communicator | undefined {
+  return opts.comm ?? (readsSynchronously() ? undefined : createMemoryGroup(1)[0]);
+}
+
+const LOSS_VALUES = ["loss", "lm_loss", "aux_loss"];
+
+async function lossValues(run: SegmentedRun): Promise<number[]> {
+  return await Promise.all(LOSS_VALUES.map(async (n) => (await (await run.value(n)).data())[0]));
+}
+
+/** The named values of a forward-only pass, locally or segmented; the caller disposes them. */
+async function evalValues(
+  model: Model,
+  program: Step[],
+  ctx: RunContext,
+  comm: Communicator | undefined,
+  names: string[],
+): Promise<tf.Tensor[]> {
+  if (!comm) {
+    return tf.tidy(() => {
+      const values = runLocal(program, ctx, lookupIn(model.params));
+      return names.map((n) => values.get(n)!);
+    });
+  }
+  const run = new SegmentedRun(program, ctx, model.params, comm, nextTag(model, "eval"));
+  try {
+    await run.forward();
+    return await Promise.all(names.map(async (n) => (await run.value(n)).clone()));
+  } finally {
+    await run.dispose();
+  }
+}
+
+/** Splits `[rows, T + 1]` windows into inputs and next-token targets, [rows, T] each. */
+function windows(batch: Batch): ForwardInput & { targets: Int32Array } {
+  const { rows, cols } = batch;
+  const T = cols - 1;
+  const tokens = new Int32Array(rows * T);
+  const targets = new Int32Array(rows * T);
+  for (let r = 0; r < rows; r++) {
+    tokens.set(batch.tokens.subarray(r * cols, r * cols + T), r * T);
+    targets.set(batch.tokens.subarray(r * cols + 1, (r + 1) * cols), r * T);
+  }
+  return { tokens, targets, batchSize: rows, seqLen: T };
+}
+
+function runContext(
+  model: Model,
+  input: ForwardInput & { targets?: Int32Array },
+  mode: { training: boolean; groups?: number; step?: number },
+): RunContext {
+  const cfg = model.config;
+  const S = input.batchSize * input.seqLen;
+  if (input.seqLen > cfg.blockSize) {
+    throw new RangeError(`${input.seqLen} tokens exceed blockSize ${cfg.blockSize}`);
+  }
+  const noise = new Map<string, Float32Array>();
+  return {
+    cfg,
+    ...input,
+    capacityFactor: mode.training ? cfg.capacityFactor : cfg.evalCapacityFactor,
+    groups: mode.groups ?? 1,
+    routes: new Map(),
+    layouts: new Map(),
+    firstExpert: model.experts[0],
+    noise: (gate) => {
+      if (!mode.training || !cfg.gateNoise) return null;
+      if (!noise.has(gate)) {
+        noise.set(
+          gate,
+          gateNoise(model.seed, mode.step ?? 0, gate, model.rank * S, S, cfg.nExperts),
+        );
+      }
+      return noise.get(gate)!;
+    },
+  };
+}
+
+const runCounts = new WeakMap<Model, number>();
+
+/** A collective tag stem, equal on every rank that makes the same calls. */
+function nextTag(model: Model, what: string): string {
+  const n = runCounts.get(model) ?? 0;
+  runCounts.set(model, n + 1);
+  return `model/${n}/${what}`;
+}
+
+/** Sums the dense gradients over the group (each rank back-propagated 1/N of the mean loss). */
+async function allreduceDense(grads: Map<string, tf.Tensor>, comm: Communicator, tag: string) {
+  const dense = [...grads.keys()].filter((n) => expertIndex(n) === null);
+  const arrays = await Promise.all(dense.map((n) => grads.get(n)!.data() as Promise<Float32Array>));
+  const flat = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
+  let offset = 0;
+  for (const a of arrays) flat.set(a, (offset += a.length) - a.length);
+  const summed = await comm.allreduce(flat, "sum", { tag });
+  offset = 0;
+  for (const n of dense) {
+    const g = grads.get(n)!;
+    grads.set(n, tf.tensor(summed.subarray(offset, offset += g.size), g.shape));
+    g.dispose();
+  }
+}
+
+/** Loss values and gate statistics, reduced over the group when there is one. */
+async function lossResult(
+  model: Model,
+  ctx: RunContext,
+  parts: number[],
+  comm: Communicator | undefined,
+): Promise<LossResult> {
+  let stats = [...ctx.routes].map(([name, r]) => routeStats(name, r));
+  let [loss, lmLoss, auxLoss] = parts;
+  if (comm) {
+    const E = model.config.nExperts;
+    const flat = new Float32Array([
+      ...parts.map((x) => x / comm.size),
+      ...stats.flatMap((s) => [...s.load, s.dropped, s.assignments]),
+    ]);
+    const sum = await comm.allreduce(flat, "sum", { tag: nextTag(model, "stats") });
+    [loss, lmLoss, auxLoss] = sum.subarray(0, 3);
+    stats = stats.map((s, j) => {
+      const o = 3 + j * (E + 2);
+      return {
+        name: s.name,
+        load: Array.from(sum.subarray(o, o + E)),
+        dropped: sum[o + E],
+        assignments: sum[o + E + 1],
+      };
+    });
+  }
+  const dropped = stats.reduce((a, s) => a + s.dropped, 0);
+  const all = stats.reduce((a, s) => a + s.assignments, 0);
+  return { loss, lmLoss, auxLoss, stats, dropRate: all ? dropped / all : 0 };
+}
