@@ -37,6 +37,14 @@ export function agentSubject(agentId: string, verb: "spawn" | "kill"): string {
 const PROCESS_MAIN = new URL("./process_main.ts", import.meta.url);
 const PROJECT_DIR = new URL("../", import.meta.url);
 
+/** SIGKILLs a child process and waits until it is gone. */
+async function killAndWait(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* already gone */ }
+  await child.status;
+}
+
 /** Runs on one host; spawns and watches actor processes. */
 export class Agent {
   readonly info: AgentInfo;
@@ -77,12 +85,14 @@ export class Agent {
     });
     nc.subscribe(agentSubject(agent.info.agentId, "kill"), {
       callback: (_e, m) => {
-        const req = decode(m.data) as { jobId?: unknown; actorId?: unknown };
-        const child = agent.#children.get(`${req.jobId}/${req.actorId}`);
+        let req: { jobId?: unknown; actorId?: unknown } = {};
         try {
-          child?.kill("SIGKILL");
-        } catch { /* already gone */ }
-        m.respond(encode({ ok: true }));
+          req = decode(m.data) as typeof req;
+        } catch { /* answered below: nothing to kill */ }
+        const child = agent.#children.get(`${req?.jobId}/${req?.actorId}`);
+        (child ? killAndWait(child) : Promise.resolve()).then(() =>
+          m.respond(encode({ ok: true }))
+        );
       },
     });
     await nc.flush();
@@ -146,13 +156,7 @@ export class Agent {
 
   /** Kills every child, waits for them, and disconnects. */
   async stop(): Promise<void> {
-    const waits = [...this.#children.values()].map((c) => {
-      try {
-        c.kill("SIGKILL");
-      } catch { /* already gone */ }
-      return c.status;
-    });
-    await Promise.all(waits);
+    await Promise.all([...this.#children.values()].map(killAndWait));
     this.#children.clear();
     await this.nc.close();
   }

@@ -17,6 +17,8 @@ export interface NatsServerOptions {
   host?: string;
   /** Port (default: a free one). */
   port?: number;
+  /** Bytes the server buffers for one client before cutting it off as a slow consumer (256 MiB). */
+  maxPending?: number;
 }
 
 /** A running private server. */
@@ -51,7 +53,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const lines = [
     `listen: "${host}:${port}"`,
     `max_payload: ${opts.maxPayload ?? 8 * 1024 * 1024}`,
-    `max_pending: ${256 * 1024 * 1024}`,
+    `max_pending: ${opts.maxPending ?? 256 * 1024 * 1024}`,
     `write_deadline: "10s"`,
   ];
   if (token) lines.push(`authorization { token: "${token}" }`);

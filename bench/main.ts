@@ -6,6 +6,11 @@
 
 const BENCHES: Record<string, () => Promise<(args: string[]) => Promise<void>>> = {
   actors: async () => (await import("./actors.ts")).runActorsBench,
+  collectives: async () => (await import("./collectives.ts")).runCollectivesBench,
+  quality: async () => (await import("./quality.ts")).runQualityBench,
+  overlap: async () => (await import("./overlap.ts")).runOverlapBench,
+  scenarios: async () => (await import("./scenarios.ts")).runScenariosBench,
+  report: async () => (await import("./report.ts")).runReportBench,
 };
 
 const [name, ...rest] = Deno.args;

@@ -22,6 +22,14 @@ import type {
 interface Pending {
   resolve(v: unknown): void;
   reject(e: unknown): void;
+  timing?: { doneAtMs?: number };
+}
+
+/** The options sent to the worker (the timing record stays here) and the timing record. */
+function split(opts?: CollectiveOptions): [CollectiveOptions | undefined, Pending["timing"]] {
+  if (!opts?.timing) return [opts, undefined];
+  const { timing, ...rest } = opts;
+  return [rest, timing];
 }
 
 class CommProxy implements Communicator {
@@ -47,32 +55,40 @@ class CommProxy implements Communicator {
   }
 
   alltoallv<T extends Elem>(parts: T[], opts?: CollectiveOptions): Promise<T[]> {
-    return this.#call("alltoallv", [parts, opts]);
+    const [o, t] = split(opts);
+    return this.#call("alltoallv", [parts, o], t);
   }
   allreduce<T extends Elem>(data: T, op: ReduceOp, opts?: CollectiveOptions): Promise<T> {
-    return this.#call("allreduce", [data, op, opts]);
+    const [o, t] = split(opts);
+    return this.#call("allreduce", [data, op, o], t);
   }
   allgather<T extends Elem>(data: T, opts?: CollectiveOptions): Promise<T[]> {
-    return this.#call("allgather", [data, opts]);
+    const [o, t] = split(opts);
+    return this.#call("allgather", [data, o], t);
   }
   reduceScatter<T extends Elem>(
     data: T,
     op: ReduceOp,
     opts?: CollectiveOptions & { counts?: number[] },
   ): Promise<T> {
-    return this.#call("reduceScatter", [data, op, opts]);
+    const [o, t] = split(opts);
+    return this.#call("reduceScatter", [data, op, o], t);
   }
   broadcast<T extends Elem>(data: T | null, root: number, opts?: CollectiveOptions): Promise<T> {
-    return this.#call("broadcast", [data, root, opts]);
+    const [o, t] = split(opts);
+    return this.#call("broadcast", [data, root, o], t);
   }
   barrier(opts?: CollectiveOptions): Promise<void> {
-    return this.#call("barrier", [opts]);
+    const [o, t] = split(opts);
+    return this.#call("barrier", [o], t);
   }
   send(dst: number, data: Elem, opts?: CollectiveOptions): Promise<void> {
-    return this.#call("send", [dst, data, opts]);
+    const [o, t] = split(opts);
+    return this.#call("send", [dst, data, o], t);
   }
   recv(src: number, opts?: CollectiveOptions): Promise<Elem> {
-    return this.#call("recv", [src, opts]);
+    const [o, t] = split(opts);
+    return this.#call("recv", [src, o], t);
   }
   /** Counters of the transport on the communication worker. */
   stats(): Promise<CommStats> {
@@ -95,11 +111,11 @@ class CommProxy implements Communicator {
     this.#worker.terminate();
   }
 
-  #call<R>(op: CallOp, args: unknown[]): Promise<R> {
+  #call<R>(op: CallOp, args: unknown[], timing?: Pending["timing"]): Promise<R> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     return new Promise<R>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timing });
       this.#post({ type: "call", id, op, args }, args);
     });
   }
@@ -121,8 +137,10 @@ class CommProxy implements Communicator {
     const p = this.#pending.get(m.id);
     if (!p) return;
     this.#pending.delete(m.id);
-    if (m.type === "result") p.resolve(m.value);
-    else p.reject(errorFromWire(m.error));
+    if (m.type === "result") {
+      if (p.timing) p.timing.doneAtMs = m.doneAt;
+      p.resolve(m.value);
+    } else p.reject(errorFromWire(m.error));
   }
 
   #fail(e: Error): void {
@@ -152,7 +170,9 @@ class CommProxy implements Communicator {
  * await Promise.all([a.close(), b.close()]);
  * ```
  */
-export function createCommunicator(spec: GroupSpec): Promise<Communicator & { stats(): Promise<CommStats> }> {
+export function createCommunicator(
+  spec: GroupSpec,
+): Promise<Communicator & { stats(): Promise<CommStats> }> {
   const worker = new Worker(new URL("./comm_worker.ts", import.meta.url), { type: "module" });
   const ports = spec.kind === "local" ? spec.ports.filter((p): p is MessagePort => p !== null) : [];
   return new Promise((resolve, reject) => {

@@ -30,7 +30,7 @@ export type ToComm =
 /** From the worker to the proxy; `failed` without id is a failed init. */
 export type FromComm =
   | { type: "ready" }
-  | { type: "result"; id: number; value: unknown }
+  | { type: "result"; id: number; value: unknown; doneAt: number }
   | { type: "failed"; id?: number; error: WireError }
   | { type: "closed" };
 

@@ -11,6 +11,7 @@
 
 import { Engine } from "./engine.ts";
 import { errorToWire } from "./errors.ts";
+import { nowMs } from "./link.ts";
 import { LocalTransport } from "./local.ts";
 import { buffersOf, type ToComm } from "./comm_protocol.ts";
 import type { Transport } from "./transport.ts";
@@ -40,7 +41,7 @@ self.onmessage = async (e: MessageEvent<ToComm>) => {
     case "call":
       try {
         const value = await (engine as any)[m.op](...m.args);
-        self.postMessage({ type: "result", id: m.id, value }, buffersOf(value));
+        self.postMessage({ type: "result", id: m.id, value, doneAt: nowMs() }, buffersOf(value));
       } catch (err) {
         self.postMessage({ type: "failed", id: m.id, error: errorToWire(err) });
       }

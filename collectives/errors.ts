@@ -30,7 +30,9 @@ export class CollectiveTimeoutError extends Error {
   constructor(op: string, rank: number, missingRanks: number[], timeoutMs: number, tag?: string) {
     const what = tag === undefined ? op : `${op} (tag "${tag}")`;
     const who = missingRanks.length > 0 ? missingRanks.join(", ") : "none (still sending)";
-    super(`${what} on rank ${rank} timed out after ${timeoutMs} ms; ranks that did not deliver: ${who}`);
+    super(
+      `${what} on rank ${rank} timed out after ${timeoutMs} ms; ranks that did not deliver: ${who}`,
+    );
     this.name = "CollectiveTimeoutError";
     this.missingRanks = missingRanks;
   }
@@ -110,8 +112,9 @@ export function errorToWire(e: unknown): WireError {
 /** Rebuilds the error that {@linkcode errorToWire} flattened, keeping its message. */
 export function errorFromWire(w: WireError): Error {
   let e: Error;
-  if (w.name === "CollectiveTimeoutError") e = new CollectiveTimeoutError("", 0, w.missingRanks ?? [], 0);
-  else if (w.name === "PeerDiedError") e = new PeerDiedError(w.deadRank ?? -1);
+  if (w.name === "CollectiveTimeoutError") {
+    e = new CollectiveTimeoutError("", 0, w.missingRanks ?? [], 0);
+  } else if (w.name === "PeerDiedError") e = new PeerDiedError(w.deadRank ?? -1);
   else if (w.name === "CommunicatorClosedError") e = new CommunicatorClosedError("");
   else if (w.name === "TypeError") e = new TypeError();
   else e = new Error();

@@ -29,6 +29,13 @@ export interface CollectiveOptions {
   tag?: string;
   /** Deadline for this call in milliseconds (the group default otherwise). */
   timeoutMs?: number;
+  /**
+   * Filled in when the call succeeds, for overlap measurements: `doneAtMs` is
+   * when the communication thread completed it (as `nowMs()` of `link.ts`),
+   * which can be well before the caller's thread sees the result. Stays on
+   * this rank; left empty where no communication thread reports it.
+   */
+  timing?: { doneAtMs?: number };
 }
 
 /** Counters of a communicator's transport. */
@@ -104,10 +111,12 @@ export interface NatsGroupSpec {
   size: number;
   /** NATS server URLs, e.g. `["nats://127.0.0.1:4222"]`. */
   servers: string[];
-  /** Credentials: token, or user and password. */
+  /** Credentials: a token, a user and password, an nkey seed, or a creds file path. */
   token?: string;
   user?: string;
   pass?: string;
+  nkeySeed?: string;
+  credsFile?: string;
   /** Random job id; subjects are namespaced by it. */
   jobId: string;
   /** The server's max_payload in bytes; larger messages are chunked (the server's own limit is obeyed too). */

@@ -8,39 +8,41 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
-import type { Communicator } from "../collectives/types.ts";
+import type { CollectiveOptions, Communicator } from "../collectives/types.ts";
 
 /**
- * Sends rows `[sum(rows[0..j)), sum(rows[0..j]))` of `x` [R, C] to rank j and
- * returns the rows received from every rank, concatenated by source: [R', C].
+ * Sends rows `[sum(rows[0..j)), sum(rows[0..j]))` of `data` (row-major
+ * [R, C]) to rank j and resolves with the rows received from every rank,
+ * concatenated by source: [R', C]. The collective is issued before this
+ * function returns (so it is in flight while the caller computes); `data`
+ * is left untouched (each part is a copy, transferred to the communication thread).
  *
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
  * import { exchangeRows } from "./exchange.ts";
  * import { createMemoryGroup } from "../collectives/memory.ts";
  * const [c] = createMemoryGroup(1);
- * const y = await exchangeRows(c, tf.ones([3, 2]), [3], "t"); // [3, 2]
+ * const y = await exchangeRows(c, new Float32Array(6).fill(1), 2, [3], { tag: "t" }); // [3, 2]
  * ```
  */
-export async function exchangeRows(
+export function exchangeRows(
   comm: Communicator,
-  x: tf.Tensor,
+  data: Float32Array,
+  cols: number,
   rows: number[],
-  tag: string,
+  opts: CollectiveOptions,
 ): Promise<tf.Tensor> {
-  const C = x.shape[1] as number;
-  const data = (await x.data()) as Float32Array;
   let offset = 0;
-  const parts = rows.map((n) => data.slice(C * offset, C * (offset += n)));
-  const received = await comm.alltoallv(parts, { tag });
-  const out = new Float32Array(received.reduce((s, part) => s + part.length, 0));
-  offset = 0;
-  for (const part of received) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return tf.tensor2d(out, [out.length / C, C]);
+  const parts = rows.map((n) => data.slice(cols * offset, cols * (offset += n)));
+  return comm.alltoallv(parts, opts).then((received) => {
+    const out = new Float32Array(received.reduce((s, part) => s + part.length, 0));
+    offset = 0;
+    for (const part of received) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return tf.tensor2d(out, [out.length / cols, cols]);
+  });
 }
 
 /**
@@ -48,15 +50,14 @@ export async function exchangeRows(
  * sends `perExpert[j*m .. (j+1)*m)` to rank j (m = E / size) and returns, per
  * source rank, the row counts of this rank's m experts.
  */
-export async function exchangeCounts(
+export function exchangeCounts(
   comm: Communicator,
   perExpert: Int32Array,
   tag: string,
 ): Promise<number[][]> {
   const m = perExpert.length / comm.size;
   const parts = Array.from({ length: comm.size }, (_, j) => perExpert.slice(j * m, (j + 1) * m));
-  const received = await comm.alltoallv(parts, { tag });
-  return received.map((c) => Array.from(c));
+  return comm.alltoallv(parts, { tag }).then((received) => received.map((c) => Array.from(c)));
 }
 
 /** Rows bound for each rank when rows are sorted by expert and rank j holds experts `[j*m, (j+1)*m)`. */

@@ -8,16 +8,27 @@
  *   step reading its output awaits. The backward walks the steps in reverse:
  *   each compute step's vector-Jacobian product is recomputed from its saved
  *   inputs and the gradients of its outputs, each exchange sends gradients
- *   back along the route it came. Steps run serially in program order.
+ *   back along the route it came, as soon as they are complete. Steps run
+ *   in the order given (see `schedule.ts` for the overlap schedule); every
+ *   op, wait and collective can be timed.
  *
  * @module
  */
 
 import * as tf from "@tensorflow/tfjs";
 import type { Communicator } from "../collectives/types.ts";
+import { nowMs } from "../collectives/link.ts";
 import { exchangeCounts, exchangeRows, rowsPerRank } from "./exchange.ts";
 import type { ParamLookup } from "./layers.ts";
-import type { ExchangeStep, RunContext, Step } from "./program.ts";
+import type { TimedOp } from "./overlap_report.ts";
+import {
+  exchangedPerExpert,
+  type ExchangeStep,
+  layoutKey,
+  type RunContext,
+  type Step,
+} from "./program.ts";
+import { backwardOrder } from "./schedule.ts";
 
 /** A parameter lookup over a map that throws on unknown names. */
 export function lookupIn(params: ReadonlyMap<string, tf.Tensor>): ParamLookup {
@@ -51,7 +62,10 @@ export function runLocal(
         break;
       }
       case "dispatch":
-        ctx.layouts.set(step.route, [Array.from(ctx.routes.get(step.route)!.perExpert)]);
+        ctx.layouts.set(
+          layoutKey(step),
+          [Array.from(exchangedPerExpert(step, ctx.routes.get(step.route)!))],
+        );
         values.set(step.output, get(step.input));
         break;
       case "combine":
@@ -63,6 +77,18 @@ export function runLocal(
 
 type Pending = tf.Tensor | Promise<tf.Tensor>;
 
+/** Options of {@linkcode SegmentedRun}. */
+export interface SegmentedOptions {
+  /**
+   * Overlap communication with compute (default true): an exchange's result
+   * is awaited where it is first used. False runs standard expert
+   * parallelism: every all-to-all is awaited as soon as it is issued.
+   */
+  overlap?: boolean;
+  /** Receives the run's timed ops: compute ops, waits, collectives. */
+  record?: TimedOp[];
+}
+
 /** A program executed in segments on one rank of an expert-parallel group. */
 export class SegmentedRun {
   readonly #program: Step[];
@@ -70,8 +96,12 @@ export class SegmentedRun {
   readonly #params: ReadonlyMap<string, tf.Tensor>;
   readonly #comm: Communicator;
   readonly #tag: string;
+  readonly #overlap: boolean;
+  readonly #record: TimedOp[];
   readonly #values = new Map<string, Pending>();
   readonly #used = new Map<string, string[]>();
+  /** Futures not yet settled, by the exchange they wait for. */
+  readonly #inFlight = new Map<Promise<tf.Tensor>, string>();
 
   /**
    * @param program the steps, in execution order
@@ -79,6 +109,7 @@ export class SegmentedRun {
    * @param params this rank's parameters
    * @param comm the expert-parallel group
    * @param tag unique per run and equal on every rank: stem of the collectives' tags
+   * @param opts overlap on or off, and where to record timed ops
    */
   constructor(
     program: Step[],
@@ -86,12 +117,15 @@ export class SegmentedRun {
     params: ReadonlyMap<string, tf.Tensor>,
     comm: Communicator,
     tag: string,
+    opts: SegmentedOptions = {},
   ) {
     this.#program = program;
     this.#ctx = ctx;
     this.#params = params;
     this.#comm = comm;
     this.#tag = tag;
+    this.#overlap = opts.overlap ?? true;
+    this.#record = opts.record ?? [];
   }
 
   /** Runs the forward pass; the values stay saved for {@linkcode backward}. */
@@ -99,22 +133,27 @@ export class SegmentedRun {
     const lookup = lookupIn(this.#params);
     for (const step of this.#program) {
       if (step.kind === "route") {
-        const x = await this.value(step.inputs[0]);
+        const [x] = await this.#await([this.#values.get(step.inputs[0])!], "fwd");
+        const t0 = nowMs();
         const scores = tf.tidy(() => step.scores(x, lookup, this.#ctx)); // [S, E]
         this.#ctx.routes.set(
           step.name,
           step.decide((await scores.data()) as Float32Array, this.#ctx),
         );
         scores.dispose();
+        this.#op(`${step.name}.route`, "fwd", t0);
       } else if (step.kind === "compute") {
-        const inputs = await Promise.all(step.inputs.map((n) => this.value(n)));
+        const inputs = await this.#await(step.inputs.map((n) => this.#values.get(n)!), "fwd");
+        const t0 = nowMs();
         const used = new Set<string>();
         const record: ParamLookup = (name) => (used.add(name), lookup(name));
         const outputs = tf.tidy(() => step.run(inputs, record, this.#ctx));
+        this.#op(step.name, "fwd", t0);
         this.#used.set(step.name, [...used]);
         outputs.forEach((t, j) => this.#values.set(step.outputs[j], t));
       } else {
-        this.#values.set(step.output, this.#exchange(step, await this.value(step.input), "fwd"));
+        const [x] = await this.#await([this.#values.get(step.input)!], "fwd");
+        this.#values.set(step.output, (await this.#issue(step, x, "fwd")).result);
       }
     }
   }
@@ -129,31 +168,42 @@ export class SegmentedRun {
   /**
    * Back-propagates `seed` * d(loss) and returns the gradient of every
    * parameter this rank used. Every rank must call it (the exchanges run
-   * even where a gradient is zero).
+   * even where a gradient is zero). Steps run in {@linkcode backwardOrder}.
    */
   async backward(seed: number): Promise<Map<string, tf.Tensor>> {
     const grads = new Map<string, Pending>([["loss", tf.scalar(seed)]]);
     const paramGrads = new Map<string, tf.Tensor>();
-    const accumulate = (map: Map<string, Pending>, name: string, g: Pending) => {
-      const prev = map.get(name);
-      map.set(name, prev ? Promise.all([prev, g]).then(([a, b]) => sumAndDispose(a, b)) : g);
+    const accumulate = (name: string, g: Pending) => {
+      const prev = grads.get(name);
+      if (!prev) return grads.set(name, g);
+      const sum = Promise.all([prev, g]).then(([a, b]) => sumAndDispose(a, b));
+      const waitsFor = this.#inFlight.get(g as Promise<tf.Tensor>) ??
+        this.#inFlight.get(prev as Promise<tf.Tensor>);
+      grads.set(name, waitsFor ? this.#track(sum, waitsFor) : sum);
     };
-    const take = async (name: string) => {
+    const take = (name: string): Pending | null => {
       const g = grads.get(name);
       grads.delete(name);
-      return g ? await g : null;
+      return g ?? null;
     };
     const lookup = lookupIn(this.#params);
-    for (const step of [...this.#program].reverse()) {
+    for (const step of backwardOrder(this.#program)) {
       if (step.kind === "route") continue;
       if (step.kind !== "compute") {
-        const dy = (await take(step.output)) ?? tf.zerosLike(await this.value(step.output));
-        accumulate(grads, step.input, this.#exchange(step, dy, "bwd").finally(() => dy.dispose()));
+        const g = take(step.output);
+        const [dy] = g
+          ? await this.#await([g], "bwd")
+          : [tf.zerosLike(await this.value(step.output))];
+        const { result } = await this.#issue(step, dy, "bwd");
+        dy.dispose();
+        accumulate(step.input, result);
         continue;
       }
-      const dys = await Promise.all(step.outputs.map(take));
-      if (dys.every((d) => d === null)) continue;
+      const pending = step.outputs.map(take);
+      if (pending.every((d) => d === null)) continue;
+      const dys = await this.#await(pending, "bwd");
       const inputs = await Promise.all(step.inputs.map((n) => this.value(n)));
+      const t0 = nowMs();
       const used = this.#used.get(step.name)!;
       const xs = [...inputs, ...used.map(lookup)];
       const { value, grads: dxs } = tf.engine().gradients(
@@ -169,13 +219,14 @@ export class SegmentedRun {
       dys.forEach((d) => d?.dispose());
       dxs.forEach((g, j) => {
         if (!g) return;
-        if (j < inputs.length) accumulate(grads, step.inputs[j], g);
+        if (j < inputs.length) accumulate(step.inputs[j], g);
         else {
           const name = used[j - inputs.length];
           const prev = paramGrads.get(name);
           paramGrads.set(name, prev ? sumAndDispose(prev, g) : g);
         }
       });
+      this.#op(step.name, "bwd", t0);
     }
     for (const g of grads.values()) (await g).dispose();
     return paramGrads;
@@ -188,33 +239,75 @@ export class SegmentedRun {
     this.#values.clear();
   }
 
-  /**
-   * Dispatch forward and combine backward send rows towards the experts'
-   * owners; combine forward and dispatch backward send them back to their
-   * sources.
-   */
-  #exchange(step: ExchangeStep, x: tf.Tensor, phase: "fwd" | "bwd"): Promise<tf.Tensor> {
-    const future = this.#send(step, x, phase);
-    future.catch(() => {}); // a failure surfaces where the value is awaited, not as an unhandled rejection
+  /** Awaits values (null stays null), recording the time spent waiting on unsettled exchanges. */
+  async #await<T extends Pending | null>(
+    values: T[],
+    phase: "fwd" | "bwd",
+  ): Promise<(tf.Tensor | (T & null))[]> {
+    const waitsFor = values.map((v) => this.#inFlight.get(v as Promise<tf.Tensor>)).find((n) => n);
+    const t0 = nowMs();
+    const out = await Promise.all(values);
+    if (waitsFor) {
+      this.#record.push({ name: waitsFor, kind: "wait", phase, startMs: t0, endMs: nowMs() });
+    }
+    return out as (tf.Tensor | (T & null))[];
+  }
+
+  #op(name: string, phase: "fwd" | "bwd", startMs: number): void {
+    this.#record.push({ name, kind: "op", phase, startMs, endMs: nowMs() });
+  }
+
+  #track(future: Promise<tf.Tensor>, name: string): Promise<tf.Tensor> {
+    this.#inFlight.set(future, name);
+    const settle = () => void this.#inFlight.delete(future);
+    future.then(settle, settle); // a failure surfaces where the value is awaited
     return future;
   }
 
-  async #send(step: ExchangeStep, x: tf.Tensor, phase: "fwd" | "bwd"): Promise<tf.Tensor> {
+  /**
+   * Reads `x` to the host and issues its exchange; resolves, once the
+   * collective is in flight, with the received rows: a future (boxed, so
+   * that awaiting the issue does not await it), or the rows themselves
+   * without overlap. Dispatch forward and combine backward send
+   * rows towards the experts' owners; combine forward and dispatch backward
+   * send them back to their sources.
+   */
+  async #issue(
+    step: ExchangeStep,
+    x: tf.Tensor,
+    phase: "fwd" | "bwd",
+  ): Promise<{ result: Pending }> {
+    const t0 = nowMs();
+    const data = (await x.data()) as Float32Array;
     const route = this.#ctx.routes.get(step.route)!;
+    const perExpert = exchangedPerExpert(step, route);
     const tag = `${this.#tag}/${step.name}/${phase}`;
+    const timing: { doneAtMs?: number } = {};
+    const startMs = nowMs();
+    const size = this.#comm.size;
     const toExperts = (step.kind === "dispatch") === (phase === "fwd");
-    if (step.kind === "dispatch" && phase === "fwd") {
-      const [rows, counts] = await Promise.all([
-        exchangeRows(this.#comm, x, rowsPerRank(route.perExpert, this.#comm.size), tag),
-        exchangeCounts(this.#comm, route.perExpert, `${tag}/counts`),
-      ]);
-      this.#ctx.layouts.set(step.route, counts);
-      return rows;
-    }
+    const cols = x.shape[1] as number;
     const rows = toExperts
-      ? rowsPerRank(route.perExpert, this.#comm.size)
-      : this.#ctx.layouts.get(step.route)!.map((c) => c.reduce((a, b) => a + b, 0));
-    return exchangeRows(this.#comm, x, rows, tag);
+      ? rowsPerRank(perExpert, size)
+      : this.#ctx.layouts.get(layoutKey(step))!.map((c) => c.reduce((a, b) => a + b, 0));
+    let future = exchangeRows(this.#comm, data, cols, rows, { tag, timing });
+    if (step.kind === "dispatch" && phase === "fwd") {
+      const counts = exchangeCounts(this.#comm, perExpert, `${tag}/counts`);
+      future = Promise.all([future, counts]).then(([r, c]) => {
+        this.#ctx.layouts.set(layoutKey(step), c);
+        return r;
+      });
+    }
+    const bytes = 4 * cols * rows.reduce((s, n, j) => s + (j === this.#comm.rank ? 0 : n), 0);
+    future = future.then((r) => {
+      const endMs = timing.doneAtMs ?? nowMs();
+      this.#record.push({ name: step.name, kind: "comm", phase, startMs, endMs, bytes });
+      return r;
+    });
+    this.#track(future, step.name);
+    this.#op(`${step.name}.send`, phase, t0);
+    if (!this.#overlap) return { result: (await this.#await([future], phase))[0] };
+    return { result: future };
   }
 }
 

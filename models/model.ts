@@ -14,10 +14,13 @@ import { readsSynchronously } from "./backend.ts";
 import { expertIndex, expertRange } from "./checkpoint.ts";
 import { type ModelConfig, resolveConfig } from "./config.ts";
 import type { Batch } from "./data.ts";
+import { nowMs } from "../collectives/link.ts";
 import { lookupIn, runLocal, SegmentedRun } from "./execute.ts";
 import { gateNoise, type GateStats, routeStats } from "./gate.ts";
+import { blockFigures, type OverlapReport, sumFigures, type TimedOp } from "./overlap_report.ts";
 import { initialValues, paramSpecs } from "./params.ts";
 import { buildProgram, type RunContext, type Step } from "./program.ts";
+import { OverlapScheduler, type ScheduleOptions } from "./scheduler.ts";
 
 /** Where a model replica sits in its expert-parallel group. */
 export interface ModelOptions {
@@ -101,6 +104,15 @@ export interface RunOptions {
   groups?: number;
   /** Step number keying the gate noise (default `model.step`; training only). */
   step?: number;
+  /**
+   * How the expert-parallel run is scheduled (with `comm` only): overlap on
+   * or off, the slot of the expert computation, pipelining chunks. The
+   * adaptive state (profiles, decisions) lives with the model, one per kind
+   * of run (training, evaluation, forward) and per distinct options.
+   */
+  schedule?: ScheduleOptions;
+  /** Keep every timed op in the overlap report (for `trace.ts` and timelines). */
+  trace?: boolean;
 }
 
 /** What a loss-computing run reports. Losses are means over the global batch. */
@@ -115,6 +127,8 @@ export interface LossResult {
   stats: GateStats[];
   /** Dropped / all assignments over every gate application. */
   dropRate: number;
+  /** This rank's measured overlap (expert-parallel runs only). */
+  overlap?: OverlapReport;
 }
 
 /** {@linkcode trainStep}'s result. */
@@ -153,6 +167,7 @@ export async function trainStep(
   const comm = groupOf(opts);
   let parts: number[];
   let grads: Map<string, tf.Tensor>;
+  let overlap: OverlapReport | undefined;
   if (!comm) {
     const names = [...model.params.keys()];
     const vars = names.map((n) => model.params.get(n)!);
@@ -170,7 +185,9 @@ export async function trainStep(
     value.dispose();
     grads = new Map(names.map((n, j) => [n, gs[j] ?? tf.zerosLike(vars[j])]));
   } else {
-    const run = new SegmentedRun(program, ctx, model.params, comm, nextTag(model, "train"));
+    const t0 = nowMs();
+    const scheduled = scheduledRun(model, "train", program, ctx, comm, opts);
+    const { run, record } = scheduled;
     try {
       await run.forward();
       parts = await lossValues(run);
@@ -179,10 +196,11 @@ export async function trainStep(
     } finally {
       await run.dispose();
     }
-    await allreduceDense(grads, comm, nextTag(model, "grads"));
+    await allreduceDense(grads, comm, nextTag(model, "grads"), record);
+    overlap = await scheduled.report(nowMs() - t0);
   }
   model.step = step + 1;
-  return { ...(await lossResult(model, ctx, parts, comm)), grads };
+  return { ...(await lossResult(model, ctx, parts, comm)), grads, overlap };
 }
 
 /** The loss of this rank's micro-batch in evaluation mode (no noise, evaluation capacity). */
@@ -192,12 +210,11 @@ export async function evaluate(
   opts: RunOptions = {},
 ): Promise<LossResult> {
   const ctx = runContext(model, windows(batch), { training: false, groups: opts.groups });
-  const program = buildProgram(model.config, true);
   const comm = groupOf(opts);
-  const values = await evalValues(model, program, ctx, comm, LOSS_VALUES);
+  const { values, overlap } = await evalValues(model, "eval", ctx, comm, LOSS_VALUES, opts);
   const parts = await Promise.all(values.map(async (t) => (await t.data())[0]));
   tf.dispose(values);
-  return lossResult(model, ctx, parts, comm);
+  return { ...(await lossResult(model, ctx, parts, comm)), overlap };
 }
 
 /** Tokens to run {@linkcode forward} on. */
@@ -220,10 +237,41 @@ export async function forward(
   input: ForwardInput,
   opts: RunOptions = {},
 ): Promise<tf.Tensor> {
+  return (await forwardRun(model, input, opts)).logits;
+}
+
+/**
+ * {@linkcode forward} with this rank's overlap report (inference and
+ * generation use the same scheduler as training).
+ *
+ * @example
+ * ```ts
+ * import { createModel, forwardRun } from "./model.ts";
+ * import { createMemoryGroup } from "../collectives/memory.ts";
+ * import { setupBackend } from "./backend.ts";
+ * await setupBackend("cpu");
+ * const [comm] = createMemoryGroup(1);
+ * const model = createModel({ nLayer: 2, blockSize: 8 });
+ * const tokens = new Int32Array(8).map((_, i) => i);
+ * const { logits, overlap } = await forwardRun(model, { tokens, batchSize: 1, seqLen: 8 }, { comm });
+ * overlap?.blocks.length; // 1
+ * ```
+ */
+export async function forwardRun(
+  model: Model,
+  input: ForwardInput,
+  opts: RunOptions = {},
+): Promise<{ logits: tf.Tensor; overlap?: OverlapReport }> {
   const ctx = runContext(model, input, { training: false, groups: opts.groups });
-  const program = buildProgram(model.config, false);
-  const [logits] = await evalValues(model, program, ctx, groupOf(opts), ["logits"]);
-  return logits;
+  const { values: [logits], overlap } = await evalValues(
+    model,
+    "forward",
+    ctx,
+    groupOf(opts),
+    ["logits"],
+    opts,
+  );
+  return { logits, overlap };
 }
 
 /**
@@ -244,24 +292,79 @@ async function lossValues(run: SegmentedRun): Promise<number[]> {
 /** The named values of a forward-only pass, locally or segmented; the caller disposes them. */
 async function evalValues(
   model: Model,
-  program: Step[],
+  kind: "eval" | "forward",
   ctx: RunContext,
   comm: Communicator | undefined,
   names: string[],
-): Promise<tf.Tensor[]> {
+  opts: RunOptions,
+): Promise<{ values: tf.Tensor[]; overlap?: OverlapReport }> {
+  const program = buildProgram(model.config, kind === "eval");
   if (!comm) {
-    return tf.tidy(() => {
-      const values = runLocal(program, ctx, lookupIn(model.params));
-      return names.map((n) => values.get(n)!);
+    const values = tf.tidy(() => {
+      const all = runLocal(program, ctx, lookupIn(model.params));
+      return names.map((n) => all.get(n)!);
     });
+    return { values };
   }
-  const run = new SegmentedRun(program, ctx, model.params, comm, nextTag(model, "eval"));
+  const t0 = nowMs();
+  const scheduled = scheduledRun(model, kind, program, ctx, comm, opts);
+  let values: tf.Tensor[];
   try {
-    await run.forward();
-    return await Promise.all(names.map(async (n) => (await run.value(n)).clone()));
+    await scheduled.run.forward();
+    values = await Promise.all(names.map(async (n) => (await scheduled.run.value(n)).clone()));
   } finally {
-    await run.dispose();
+    await scheduled.run.dispose();
   }
+  return { values, overlap: await scheduled.report(nowMs() - t0) };
+}
+
+const schedulers = new WeakMap<Model, Map<string, OverlapScheduler>>();
+
+/** The model's scheduler for this kind of run and these options (made on first use). */
+function schedulerOf(model: Model, kind: string, opts: ScheduleOptions = {}): OverlapScheduler {
+  const { log: _, ...rest } = opts;
+  const key = `${kind} ${JSON.stringify(rest)}`;
+  let byKey = schedulers.get(model);
+  if (!byKey) schedulers.set(model, byKey = new Map());
+  let s = byKey.get(key);
+  if (!s) byKey.set(key, s = new OverlapScheduler(model.config, opts));
+  return s;
+}
+
+/**
+ * A segmented run of `program` in this step's schedule, timing every op;
+ * `report` (call it once the run is over, on every rank) learns from the
+ * times and returns the overlap report.
+ */
+function scheduledRun(
+  model: Model,
+  kind: "train" | "eval" | "forward",
+  program: Step[],
+  ctx: RunContext,
+  comm: Communicator,
+  opts: RunOptions,
+) {
+  const scheduler = schedulerOf(model, kind, opts.schedule);
+  const planned = scheduler.plan(program);
+  const record: TimedOp[] = [];
+  const run = new SegmentedRun(planned.steps, ctx, model.params, comm, nextTag(model, kind), {
+    overlap: scheduler.overlap,
+    record,
+  });
+  const report = async (stepMs: number): Promise<OverlapReport> => {
+    const decisions = await scheduler.observe(record, comm, nextTag(model, "plan"));
+    const blocks = blockFigures(record, planned.layout);
+    return {
+      ...sumFigures(blocks),
+      blocks,
+      slots: planned.slots,
+      chunks: planned.chunks,
+      decisions,
+      stepMs,
+      ops: opts.trace ? record : undefined,
+    };
+  };
+  return { run, record, report };
 }
 
 /** Splits `[rows, T + 1]` windows into inputs and next-token targets, [rows, T] each. */
@@ -318,14 +421,28 @@ function nextTag(model: Model, what: string): string {
   return `model/${n}/${what}`;
 }
 
-/** Sums the dense gradients over the group (each rank back-propagated 1/N of the mean loss). */
-async function allreduceDense(grads: Map<string, tf.Tensor>, comm: Communicator, tag: string) {
+/**
+ * Sums the dense gradients over the group (each rank back-propagated 1/N of
+ * the mean loss), recording the collective and the wait on it.
+ */
+async function allreduceDense(
+  grads: Map<string, tf.Tensor>,
+  comm: Communicator,
+  tag: string,
+  record: TimedOp[],
+) {
   const dense = [...grads.keys()].filter((n) => expertIndex(n) === null);
   const arrays = await Promise.all(dense.map((n) => grads.get(n)!.data() as Promise<Float32Array>));
   const flat = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
   let offset = 0;
   for (const a of arrays) flat.set(a, (offset += a.length) - a.length);
-  const summed = await comm.allreduce(flat, "sum", { tag });
+  const timing: { doneAtMs?: number } = {};
+  const startMs = nowMs();
+  const summed = await comm.allreduce(flat, "sum", { tag, timing });
+  const endMs = nowMs();
+  const name = "grads.allreduce";
+  record.push({ name, kind: "comm", phase: "bwd", startMs, endMs: timing.doneAtMs ?? endMs });
+  record.push({ name, kind: "wait", phase: "bwd", startMs, endMs });
   offset = 0;
   for (const n of dense) {
     const g = grads.get(n)!;

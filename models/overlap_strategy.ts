@@ -155,14 +155,13 @@ export class SlotPlanner {
 }
 
 function validate(t: WindowTimes): void {
-  for (
-    const [k, v] of Object.entries({
-      ...t.backbone,
-      d: t.dispatchMs,
-      e: t.expertMs,
-      m: t.combineMs,
-    })
-  ) {
+  const named: [string, number][] = [
+    ...t.backbone.map((v, i): [string, number] => [String(i), v]),
+    ["d", t.dispatchMs],
+    ["e", t.expertMs],
+    ["m", t.combineMs],
+  ];
+  for (const [k, v] of named) {
     if (!(Number.isFinite(v) && v >= 0)) {
       throw new RangeError(`op time ${k} must be a finite non-negative number, got ${v}`);
     }

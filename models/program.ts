@@ -102,6 +102,8 @@ export interface ExchangeStep {
   input: string;
   /** The value received, [rows, C]. */
   output: string;
+  /** Pipelining: this exchange moves chunk `index` of `of` of the route's rows (see {@linkcode chunkRows}). */
+  chunk?: { index: number; of: number };
 }
 
 /** One step of the program. */
@@ -268,18 +270,23 @@ function gateSteps(cfg: ModelConfig, use: GateUse): Step[] {
   ];
 }
 
-/** `E_e(x)` for the rows this rank received, each through its expert e. */
-function expertsStep(cfg: ModelConfig, use: GateUse): ComputeStep {
+/**
+ * `E_e(x)` for the rows this rank received, each through its expert e; with
+ * `chunk`, for the rows of that chunk only.
+ */
+function expertsStep(cfg: ModelConfig, use: GateUse, chunk?: number): ComputeStep {
   const { name } = use;
+  const sfx = chunk === undefined ? "" : `.c${chunk}`;
+  const layout = chunk === undefined ? name : `${name}#${chunk}`;
   return {
     kind: "compute",
-    name: `${name}.experts`,
-    inputs: [`${name}:recv`],
-    outputs: [`${name}:out`],
+    name: `${name}.experts${sfx}`,
+    inputs: [`${name}:recv${sfx}`],
+    outputs: [`${name}:out${sfx}`],
     run: ([recv], p, ctx) => {
       const C = cfg.nEmbd;
       // Received rows come by (source, expert); group them by expert.
-      const { order, inverse, perExpert } = expertMajor(ctx.layouts.get(name)!);
+      const { order, inverse, perExpert } = expertMajor(ctx.layouts.get(layout)!);
       if (order.length === 0) return [tf.zeros([0, C])];
       const x = tf.gather(recv, tf.tensor1d(order, "int32")); // [R, C]
       const ys: tf.Tensor[] = [];
@@ -294,6 +301,119 @@ function expertsStep(cfg: ModelConfig, use: GateUse): ComputeStep {
       return [tf.gather(y, tf.tensor1d(inverse, "int32"))]; // [R, C], as received
     },
   };
+}
+
+/** The key under which an exchange's received counts are kept in {@linkcode RunContext.layouts}. */
+export function layoutKey(step: ExchangeStep): string {
+  return step.chunk ? `${step.route}#${step.chunk.index}` : step.route;
+}
+
+/** Rows per expert that an exchange moves: the route's, or its chunk's share. */
+export function exchangedPerExpert(step: ExchangeStep, route: Route): Int32Array {
+  if (!step.chunk) return route.perExpert;
+  const { index, of } = step.chunk;
+  return route.perExpert.map((n) => chunkBounds(n, index + 1, of) - chunkBounds(n, index, of));
+}
+
+function chunkBounds(n: number, j: number, of: number): number {
+  return Math.floor((n * j) / of);
+}
+
+/**
+ * Chunk `index` of `of` of a route's dispatch rows (sorted by expert): for
+ * every expert, the `index`-th of `of` near-equal runs of its rows. The
+ * chunks are again sorted by expert, and together hold every row once.
+ *
+ * @example
+ * ```ts
+ * import { chunkRows } from "./program.ts";
+ * chunkRows(Int32Array.of(3, 2), 0, 2); // [0, 3]: expert 0 rows 0, expert 1 row 3
+ * ```
+ */
+export function chunkRows(perExpert: Int32Array, index: number, of: number): Int32Array {
+  const rows: number[] = [];
+  let start = 0;
+  for (const n of perExpert) {
+    for (let r = chunkBounds(n, index, of); r < chunkBounds(n, index + 1, of); r++) {
+      rows.push(start + r);
+    }
+    start += n;
+  }
+  return Int32Array.from(rows);
+}
+
+/**
+ * Tutel-style pipelining of one gate use: its rows are split into `chunks`
+ * chunks whose dispatch, expert and combine stages overlap. Replaces the
+ * gate's dispatch, experts and combine steps with
+ * `split, d0, d1, e0, c0, d2, e1, c1, …, merge` (a valid serial order:
+ * chunk j+1's dispatch is in flight while chunk j's experts run, and chunk
+ * j's combine while chunk j+1's experts run).
+ *
+ * @example
+ * ```ts
+ * import { buildProgram, pipelineGate } from "./program.ts";
+ * import { resolveConfig } from "./config.ts";
+ * const cfg = resolveConfig({ variant: "top2" });
+ * const steps = pipelineGate(cfg, buildProgram(cfg, true), "blocks.1.moe.gate", 2);
+ * steps.some((s) => s.name === "blocks.1.moe.gate.experts.c1"); // true
+ * ```
+ */
+export function pipelineGate(
+  cfg: ModelConfig,
+  program: Step[],
+  gate: string,
+  chunks: number,
+): Step[] {
+  const at = program.findIndex((s) => s.kind === "dispatch" && s.route === gate);
+  if (at < 0) throw new RangeError(`no dispatch of gate "${gate}"`);
+  if (chunks <= 1) return program;
+  const [, experts, combine] = program.slice(at, at + 3);
+  if (experts.name !== `${gate}.experts` || combine.name !== `${gate}.combine`) {
+    throw new RangeError(`gate "${gate}" is already pipelined or reordered`);
+  }
+  const block = Number(/^blocks\.(\d+)\./.exec(gate)?.[1]);
+  const use: GateUse = { name: gate, block, tap: "", norm: "" };
+  const ids = Array.from({ length: chunks }, (_, j) => j);
+  const exchange = (kind: "dispatch" | "combine", j: number): ExchangeStep => ({
+    kind,
+    name: `${gate}.${kind}.c${j}`,
+    route: gate,
+    input: `${gate}:${kind === "dispatch" ? "send" : "out"}.c${j}`,
+    output: `${gate}:${kind === "dispatch" ? "recv" : "back"}.c${j}`,
+    chunk: { index: j, of: chunks },
+  });
+  const split: ComputeStep = {
+    kind: "compute",
+    name: `${gate}.split`,
+    inputs: [`${gate}:send`],
+    outputs: ids.map((j) => `${gate}:send.c${j}`),
+    run: ([send], _p, ctx) => {
+      const per = ctx.routes.get(gate)!.perExpert;
+      return ids.map((j) => tf.gather(send, tf.tensor1d(chunkRows(per, j, chunks), "int32"))); // [rows_j, C]
+    },
+  };
+  const merge: ComputeStep = {
+    kind: "compute",
+    name: `${gate}.merge`,
+    inputs: ids.map((j) => `${gate}:back.c${j}`),
+    outputs: [`${gate}:back`],
+    run: (backs, _p, ctx) => {
+      const per = ctx.routes.get(gate)!.perExpert;
+      const order = Int32Array.from(ids.flatMap((j) => [...chunkRows(per, j, chunks)]));
+      const inverse = new Int32Array(order.length);
+      order.forEach((row, i) => (inverse[row] = i));
+      return [tf.gather(tf.concat(backs), tf.tensor1d(inverse, "int32"))]; // [rows, C], by expert
+    },
+  };
+  const stages: Step[] = [split, exchange("dispatch", 0)];
+  for (const j of ids) {
+    if (j + 1 < chunks) stages.push(exchange("dispatch", j + 1));
+    stages.push(expertsStep(cfg, use, j), exchange("combine", j));
+  }
+  stages.push(merge);
+  // The gate's own dispatch, experts and combine are consecutive in a built program.
+  return [...program.slice(0, at), ...stages, ...program.slice(at + 3)];
 }
 
 /** The permutation from (source, expert) row order to (expert, source) order, and back. */

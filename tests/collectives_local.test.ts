@@ -5,11 +5,16 @@ import { meshPorts } from "../collectives/local.ts";
 import type { LinkModel } from "../collectives/types.ts";
 import { checkAllOps, checkConcurrentTags, checkOrderAndP2p } from "./helpers/collectives_suite.ts";
 
-function localGroup(n: number, extra: { link?: LinkModel; jitterMs?: number; timeoutMs?: number } = {}) {
+function localGroup(
+  n: number,
+  extra: { link?: LinkModel; jitterMs?: number; timeoutMs?: number } = {},
+) {
   const mesh = meshPorts(n);
-  return Promise.all(mesh.map((ports, rank) =>
-    createCommunicator({ kind: "local", groupId: "t", rank, size: n, ports, ...extra })
-  ));
+  return Promise.all(
+    mesh.map((ports, rank) =>
+      createCommunicator({ kind: "local", groupId: "t", rank, size: n, ports, ...extra })
+    ),
+  );
 }
 
 Deno.test("local: every op against its reference, 1 to 5 ranks on comm workers", async () => {
@@ -40,7 +45,10 @@ Deno.test("local: deadline and peer death cross the worker boundary as their cla
   const pending = group[1].alltoallv([0, 1, 2].map(() => new Int32Array(2)), { timeoutMs: 10_000 });
   const t0 = performance.now();
   group[1].markPeerDied(0, "gone");
-  await rejects(pending, (e) => e instanceof PeerDiedError && e.message === "peer rank 0 died: gone");
+  await rejects(
+    pending,
+    (e) => e instanceof PeerDiedError && e.message === "peer rank 0 died: gone",
+  );
   await rejects(group[1].barrier(), PeerDiedError);
   ok(performance.now() - t0 < 100);
   await Promise.all(group.map((c) => c.close()));

@@ -1,7 +1,12 @@
 import { equal, match, ok, rejects } from "node:assert/strict";
 import { createMemoryGroup } from "../collectives/memory.ts";
 import { CollectiveTimeoutError, PeerDiedError } from "../collectives/errors.ts";
-import { checkAllOps, checkConcurrentTags, checkOrderAndP2p, onAll } from "./helpers/collectives_suite.ts";
+import {
+  checkAllOps,
+  checkConcurrentTags,
+  checkOrderAndP2p,
+  onAll,
+} from "./helpers/collectives_suite.ts";
 
 for (let n = 1; n <= 5; n++) {
   Deno.test(`memory: every op against its reference, ${n} ranks`, async () => {
@@ -36,17 +41,25 @@ Deno.test("memory: a deadline rejects with the ranks that did not deliver", asyn
   const group = createMemoryGroup(4, { timeoutMs: 100 });
   const t0 = performance.now();
   // Ranks 1 and 3 never join.
-  const calls = [group[0], group[2]].map((c) => c.alltoallv([0, 1, 2, 3].map(() => new Int32Array(1))));
+  const calls = [group[0], group[2]].map((c) =>
+    c.alltoallv([0, 1, 2, 3].map(() => new Int32Array(1)))
+  );
   for (const p of calls) {
     await rejects(p, (e) => {
       ok(e instanceof CollectiveTimeoutError);
-      match(e.message, /alltoallv on rank [02] timed out after 100 ms; ranks that did not deliver: 1, 3$/);
+      match(
+        e.message,
+        /alltoallv on rank [02] timed out after 100 ms; ranks that did not deliver: 1, 3$/,
+      );
       return true;
     });
   }
   ok(performance.now() - t0 < 400);
   // A per-call deadline overrides the group default.
-  await rejects(group[0].barrier({ timeoutMs: 20, tag: "late" }), /barrier \(tag "late"\) on rank 0 timed out after 20 ms/);
+  await rejects(
+    group[0].barrier({ timeoutMs: 20, tag: "late" }),
+    /barrier \(tag "late"\) on rank 0 timed out after 20 ms/,
+  );
 });
 
 Deno.test("memory: a dead peer rejects pending and later calls at once", async () => {

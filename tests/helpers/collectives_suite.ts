@@ -29,6 +29,9 @@ export function onAll<R>(group: Communicator[], fn: (c: Communicator) => Promise
 
 const arr = (a: Elem) => Array.from(a);
 
+/** Elementwise sum of equal-length rows: the reference of a reduction. */
+const sumOf = (rows: number[][]) => rows[0].map((_, k) => rows.reduce((s, row) => s + row[k], 0));
+
 /** Length of the part rank `i` sends to rank `j` in the uneven cases (some empty). */
 const partLen = (i: number, j: number) => (i * 7 + j * 3) % 5 === 0 ? 0 : 1 + (i * 13 + j * 5) % 9;
 
@@ -39,8 +42,10 @@ export async function checkAllOps(group: Communicator[], big = 0): Promise<void>
   // alltoallv, Float32 and Int32, uneven and empty parts.
   for (const Ctor of [Float32Array, Int32Array]) {
     const data = (i: number, j: number) => ints(i * 31 + j, partLen(i, j) + (j === 1 ? big : 0));
-    const got = await onAll(group, (c) =>
-      c.alltoallv(Array.from({ length: n }, (_, j) => Ctor.from(data(c.rank, j)) as Elem)));
+    const got = await onAll(
+      group,
+      (c) => c.alltoallv(Array.from({ length: n }, (_, j) => Ctor.from(data(c.rank, j)) as Elem)),
+    );
     for (let r = 0; r < n; r++) {
       for (let i = 0; i < n; i++) {
         equal(got[r][i].constructor, Ctor);
@@ -51,14 +56,13 @@ export async function checkAllOps(group: Communicator[], big = 0): Promise<void>
 
   // allreduce sum and mean over a length that does not divide by n; Int32 sum.
   const len = 11 + big;
-  const expectSum = Array.from({ length: len }, (_, k) => {
-    let s = 0;
-    for (let r = 0; r < n; r++) s += ints(r, len)[k];
-    return s;
-  });
+  const expectSum = sumOf(group.map((c) => ints(c.rank, len)));
   const sums = await onAll(group, (c) => c.allreduce(Float32Array.from(ints(c.rank, len)), "sum"));
   for (const s of sums) deepEqual(arr(s), expectSum);
-  const means = await onAll(group, (c) => c.allreduce(Float32Array.from(ints(c.rank, len)), "mean"));
+  const means = await onAll(
+    group,
+    (c) => c.allreduce(Float32Array.from(ints(c.rank, len)), "mean"),
+  );
   for (const m of means) deepEqual(arr(m), expectSum.map((v) => Math.fround(v / n)));
   const isums = await onAll(group, (c) => c.allreduce(Int32Array.from(ints(c.rank, len)), "sum"));
   for (const s of isums) deepEqual([s.constructor, arr(s)], [Int32Array, expectSum]);
@@ -66,13 +70,19 @@ export async function checkAllOps(group: Communicator[], big = 0): Promise<void>
   for (const e of empty) equal(e.length, 0);
 
   // allgather with a different length per rank (one empty).
-  const gathered = await onAll(group, (c) => c.allgather(Int32Array.from(ints(c.rank, c.rank + big))));
+  const gathered = await onAll(
+    group,
+    (c) => c.allgather(Int32Array.from(ints(c.rank, c.rank + big))),
+  );
   for (const g of gathered) deepEqual(g.map(arr), group.map((c) => ints(c.rank, c.rank + big)));
 
   // reduceScatter, equal split and explicit uneven counts (one block empty).
   const eq = 3 * n;
-  const rsEq = await onAll(group, (c) => c.reduceScatter(Float32Array.from(ints(c.rank, eq)), "sum"));
-  const fullEq = Array.from({ length: eq }, (_, k) => group.reduce((s, c) => s + ints(c.rank, eq)[k], 0));
+  const rsEq = await onAll(
+    group,
+    (c) => c.reduceScatter(Float32Array.from(ints(c.rank, eq)), "sum"),
+  );
+  const fullEq = sumOf(group.map((c) => ints(c.rank, eq)));
   rsEq.forEach((b, r) => deepEqual(arr(b), fullEq.slice(3 * r, 3 * r + 3)));
   const counts = Array.from({ length: n }, (_, r) => (r === 1 ? 0 : r + 2 + big));
   const total = counts.reduce((a, b) => a + b, 0);
@@ -80,11 +90,10 @@ export async function checkAllOps(group: Communicator[], big = 0): Promise<void>
     group,
     (c) => c.reduceScatter(Float32Array.from(ints(c.rank + 9, total)), "mean", { counts }),
   );
+  const meanRs = sumOf(group.map((c) => ints(c.rank + 9, total))).map((v) => Math.fround(v / n));
   let at = 0;
   rs.forEach((b, r) => {
-    const want = Array.from({ length: counts[r] }, (_, k) =>
-      Math.fround(group.reduce((s, c) => s + ints(c.rank + 9, total)[at + k], 0) / n));
-    deepEqual(arr(b), want, `reduceScatter block ${r}`);
+    deepEqual(arr(b), meanRs.slice(at, at + counts[r]), `reduceScatter block ${r}`);
     at += counts[r];
   });
 
@@ -107,10 +116,14 @@ export async function checkConcurrentTags(group: Communicator[]): Promise<void> 
   const tags = ["a", "b", "c", "d"];
   const results = await onAll(group, (c) => {
     const order = c.rank % 2 === 0 ? tags : [...tags].reverse();
-    return Promise.all(order.map((tag) =>
-      c.allreduce(Float32Array.from(ints(tag.charCodeAt(0), 64 + tags.indexOf(tag))), "sum", { tag })
-        .then((v) => [tag, arr(v)] as const)
-    ));
+    return Promise.all(
+      order.map((tag) =>
+        c.allreduce(Float32Array.from(ints(tag.charCodeAt(0), 64 + tags.indexOf(tag))), "sum", {
+          tag,
+        })
+          .then((v) => [tag, arr(v)] as const)
+      ),
+    );
   });
   for (const res of results) {
     for (const [tag, v] of res) {
@@ -139,7 +152,11 @@ export async function checkOrderAndP2p(group: Communicator[]): Promise<void> {
   const sends = [0, 1, 2].map((k) => a.send(n - 1, Int32Array.of(k), { tag: "x" }));
   sends.push(a.send(n - 1, Float32Array.of(0.5), { tag: "y" }));
   const y = await b.recv(0, { tag: "y" });
-  const xs = [await b.recv(0, { tag: "x" }), await b.recv(0, { tag: "x" }), await b.recv(0, { tag: "x" })];
+  const xs = [
+    await b.recv(0, { tag: "x" }),
+    await b.recv(0, { tag: "x" }),
+    await b.recv(0, { tag: "x" }),
+  ];
   await Promise.all(sends);
   deepEqual([y.constructor, arr(y)], [Float32Array, [0.5]]);
   deepEqual(xs.map(arr), [[0], [1], [2]]);

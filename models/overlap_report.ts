@@ -1,0 +1,169 @@
+/**
+ * What a step's overlap looked like, measured: the timed ops of each rank
+ * (compute ops and waits on the compute thread, collectives on the
+ * communication thread) and, per MoE block, the figures of PAPER.md "Bounds":
+ *
+ * - `computeMs`: the block's compute ops (window backbone, gate, experts, output)
+ * - `commMs`: its all-to-alls in flight (issue to completion on the comm
+ *   thread; time with several in flight, as pipelined chunks, counts once)
+ * - `exposedMs`: time the compute thread waited on one of them
+ * - `spanMs`: measured block time (first op start to last op end)
+ * - `hiddenFraction = 1 - exposed / comm`
+ * - `eta = (T_ser - T_meas) / (T_ser - T_bound)` with `T_ser = compute + comm`
+ *   and `T_bound = max(compute, comm)` per pass
+ *
+ * @module
+ */
+
+/** One timed interval of a run, times as `nowMs()` of `collectives/link.ts`. */
+export interface TimedOp {
+  /** The step: a compute op, a collective, or (for a wait) the collective waited on. */
+  name: string;
+  /**
+   * `op`: a step run on the compute thread; `wait`: the compute thread idle
+   * until collective `name` resolved; `comm`: collective `name` in flight,
+   * from issue to completion.
+   */
+  kind: "op" | "wait" | "comm";
+  /** Forward or backward pass. */
+  phase: "fwd" | "bwd";
+  /** Start. */
+  startMs: number;
+  /** End. */
+  endMs: number;
+  /** Collectives: bytes this rank sent to other ranks. */
+  bytes?: number;
+}
+
+/** Summable measurements of one MoE block (or a sum of blocks) in one or more passes. */
+export interface Measured {
+  /** Compute ops of the block. */
+  computeMs: number;
+  /** All-to-alls of the block in flight, issue to completion. */
+  commMs: number;
+  /** Compute-thread time spent waiting on them. */
+  exposedMs: number;
+  /** Measured block time. */
+  spanMs: number;
+  /** The overlap window's backbone ops. */
+  windowMs: number;
+  /** `max(compute, comm)` per pass, summed. */
+  boundMs: number;
+}
+
+/** Measurements with the derived figures. */
+export interface OverlapFigures extends Measured {
+  /** `1 - exposed / comm`, or null without communication. */
+  hiddenFraction: number | null;
+  /** `(T_ser - T_meas) / (T_ser - T_bound)`, or null where `T_ser = T_bound`. */
+  eta: number | null;
+}
+
+/** One MoE block's figures: forward and backward together, and each pass. */
+export interface BlockOverlap extends OverlapFigures {
+  /** Block index. */
+  block: number;
+  /** The forward pass. */
+  forward: OverlapFigures;
+  /** The backward pass (null for forward-only runs). */
+  backward: OverlapFigures | null;
+}
+
+/** Where each step of a scheduled program belongs: its MoE block and window ops. */
+export interface BlockLayout {
+  /** Step name to MoE block, for every step inside a block's span. */
+  blockOf: Map<string, number>;
+  /** Step names of each block's overlap windows (backbone ops). */
+  windowOps: Map<number, Set<string>>;
+}
+
+/** Adds measurements and derives the figures. */
+export function sumFigures(parts: Measured[]): OverlapFigures {
+  const m: Measured = {
+    computeMs: 0,
+    commMs: 0,
+    exposedMs: 0,
+    spanMs: 0,
+    windowMs: 0,
+    boundMs: 0,
+  };
+  for (const p of parts) {
+    for (const k of Object.keys(m) as (keyof Measured)[]) m[k] += p[k];
+  }
+  const serial = m.computeMs + m.commMs;
+  return {
+    ...m,
+    hiddenFraction: m.commMs > 0 ? 1 - m.exposedMs / m.commMs : null,
+    eta: serial - m.boundMs > 1e-9 ? (serial - m.spanMs) / (serial - m.boundMs) : null,
+  };
+}
+
+/** Time covered by at least one of `ops`. */
+function unionMs(ops: TimedOp[]): number {
+  const sorted = [...ops].sort((a, b) => a.startMs - b.startMs);
+  let total = 0, end = -Infinity;
+  for (const o of sorted) {
+    total += Math.max(0, o.endMs - Math.max(o.startMs, end));
+    end = Math.max(end, o.endMs);
+  }
+  return total;
+}
+
+/**
+ * Per MoE block figures from a run's timed ops.
+ *
+ * @example
+ * ```ts
+ * import { blockFigures } from "./overlap_report.ts";
+ * const layout = { blockOf: new Map([["w", 1], ["x", 1]]), windowOps: new Map([[1, new Set(["w"])]]) };
+ * const [b] = blockFigures([
+ *   { name: "x", kind: "comm", phase: "fwd", startMs: 0, endMs: 4 },
+ *   { name: "w", kind: "op", phase: "fwd", startMs: 0, endMs: 5 },
+ *   { name: "x", kind: "wait", phase: "fwd", startMs: 5, endMs: 5 },
+ * ], layout);
+ * b.hiddenFraction; // 1
+ * ```
+ */
+export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[] {
+  const blocks = [...new Set(layout.blockOf.values())].sort((a, b) => a - b);
+  return blocks.map((block) => {
+    const pass = (phase: "fwd" | "bwd"): OverlapFigures | null => {
+      const mine = ops.filter((o) => o.phase === phase && layout.blockOf.get(o.name) === block);
+      if (mine.length === 0) return null;
+      const total = (kind: TimedOp["kind"], keep = (_: TimedOp) => true) =>
+        mine.filter((o) => o.kind === kind && keep(o)).reduce((s, o) => s + o.endMs - o.startMs, 0);
+      const thread = mine.filter((o) => o.kind !== "comm");
+      const computeMs = total("op");
+      const commMs = unionMs(mine.filter((o) => o.kind === "comm"));
+      return sumFigures([{
+        computeMs,
+        commMs,
+        exposedMs: total("wait"),
+        spanMs: thread.length
+          ? Math.max(...thread.map((o) => o.endMs)) - Math.min(...thread.map((o) => o.startMs))
+          : 0,
+        windowMs: total("op", (o) => layout.windowOps.get(block)?.has(o.name) ?? false),
+        boundMs: Math.max(computeMs, commMs),
+      }]);
+    };
+    const forward = pass("fwd")!;
+    const backward = pass("bwd");
+    return { block, ...sumFigures(backward ? [forward, backward] : [forward]), forward, backward };
+  });
+}
+
+/** The overlap of one run (a training step, an evaluation, a forward pass) on one rank. */
+export interface OverlapReport extends OverlapFigures {
+  /** Per MoE block; the top-level figures sum them. */
+  blocks: BlockOverlap[];
+  /** Slot of each gate use's expert computation in its window. */
+  slots: Record<string, number>;
+  /** Pipelining chunks of each gate use. */
+  chunks: Record<string, number>;
+  /** Schedule decisions made after this run, with their reasons. */
+  decisions: string[];
+  /** Wall time of the run on this rank (forward, backward, gradient all-reduce). */
+  stepMs: number;
+  /** Every timed op, when asked for (`RunOptions.trace`); see `trace.ts`. */
+  ops?: TimedOp[];
+}

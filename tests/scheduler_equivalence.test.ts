@@ -1,0 +1,207 @@
+/**
+ * Scheduling never changes results: for every variant, every slot of the
+ * expert computation and pipelined chunks, a scheduled step on 2 ranks
+ * gives the outputs and gradients of the serial execution (standard expert
+ * parallelism) within 1e-6; and the schedule has the shape of PAPER.md
+ * "The overlapping strategy".
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { createMemoryGroup } from "../collectives/memory.ts";
+import { setupBackend } from "../models/backend.ts";
+import { type ModelConfig, resolveConfig } from "../models/config.ts";
+import type { Batch } from "../models/data.ts";
+import {
+  createModel,
+  disposeModel,
+  forwardRun,
+  type StepResult,
+  trainStep,
+} from "../models/model.ts";
+import { buildProgram, pipelineGate } from "../models/program.ts";
+import {
+  assertDependencies,
+  backwardOrder,
+  gateWindows,
+  scheduleProgram,
+} from "../models/schedule.ts";
+import type { ScheduleOptions } from "../models/scheduler.ts";
+
+const TINY: Partial<ModelConfig> = {
+  vocabSize: 32,
+  blockSize: 8,
+  nLayer: 4,
+  nHead: 2,
+  nEmbd: 16,
+  hidden: 32,
+  nExperts: 4,
+  capacityFactor: 1.5, // some tokens drop: the schedule must not change which
+};
+
+const VARIANTS: [string, Partial<ModelConfig>][] = [
+  ["dense", { variant: "dense" }],
+  ["top1", { variant: "top1" }],
+  ["top2", { variant: "top2" }],
+  ["se", { variant: "se" }],
+  ["dgmoe", { variant: "dgmoe" }],
+  ["scmoe-pos1", { variant: "scmoe", pos: 1 }],
+  ["scmoe-pos2", { variant: "scmoe", pos: 2 }],
+  ["scmoe-pos3", { variant: "scmoe", pos: 3 }],
+  ["scmoe-pos2-cg2", { variant: "scmoe", pos: 2, combiner: "cg2" }],
+  ["scmoe-every-block", { variant: "scmoe", moeEvery: 1 }],
+];
+
+const B = 4, T = 8, SIZE = 2;
+
+function shard(rank: number): Batch {
+  const rows = B / SIZE;
+  const tokens = new Int32Array(rows * (T + 1)).map((_, i) =>
+    (i * 7 + rank * 29 + ((i * i) >> 3)) % 32
+  );
+  return { tokens, rows, cols: T + 1 };
+}
+
+interface Outcome {
+  loss: number;
+  grads: Map<string, Float32Array>[];
+  logits: Float32Array[];
+  results: StepResult[];
+}
+
+/** One training step and one forward pass on 2 ranks with `schedule`. */
+async function run(cfg: Partial<ModelConfig>, schedule: ScheduleOptions): Promise<Outcome> {
+  const comms = createMemoryGroup(SIZE);
+  const models = comms.map((c) =>
+    createModel({ ...TINY, ...cfg }, { rank: c.rank, size: SIZE, seed: 5 })
+  );
+  try {
+    const results = await Promise.all(
+      models.map((m, r) => trainStep(m, shard(r), { comm: comms[r], step: 0, schedule })),
+    );
+    const fwd = await Promise.all(models.map((m, r) => {
+      const b = shard(r);
+      const tokens = b.tokens.filter((_, i) => i % (T + 1) < T);
+      return forwardRun(m, { tokens, batchSize: b.rows, seqLen: T }, { comm: comms[r], schedule });
+    }));
+    const logits = fwd.map((f) => f.logits.dataSync() as Float32Array);
+    tf.dispose(fwd.map((f) => f.logits));
+    const grads = results.map((res) =>
+      new Map([...res.grads].map(([n, g]) => [n, g.dataSync() as Float32Array]))
+    );
+    for (const res of results) tf.dispose([...res.grads.values()]);
+    return { loss: results[0].loss, grads, logits, results };
+  } finally {
+    models.forEach(disposeModel);
+  }
+}
+
+function maxRelErr(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += a[i] ** 2;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+function assertSame(got: Outcome, ref: Outcome, what: string) {
+  ok(Math.abs(got.loss - ref.loss) <= 1e-6 * Math.max(1, Math.abs(ref.loss)), `${what}: loss`);
+  got.logits.forEach((l, r) => {
+    const err = maxRelErr(ref.logits[r], l);
+    ok(err <= 1e-6, `${what}: logits of rank ${r}: relative error ${err}`);
+  });
+  got.grads.forEach((gs, r) => {
+    deepEqual([...gs.keys()], [...ref.grads[r].keys()]);
+    for (const [n, g] of gs) {
+      const err = maxRelErr(ref.grads[r].get(n)!, g);
+      ok(err <= 1e-6, `${what}: gradient ${n} of rank ${r}: relative error ${err}`);
+    }
+  });
+}
+
+await setupBackend("cpu");
+
+for (const [name, cfg] of VARIANTS) {
+  Deno.test(`scheduler: ${name}: every slot and pipelining equal the serial step`, async () => {
+    const serial = await run(cfg, { overlap: false });
+    const windows = gateWindows(buildProgram(resolveConfig({ ...TINY, ...cfg }), true));
+    const widest = Math.max(0, ...windows.map((w) => w.ops.length));
+    const schedules: ScheduleOptions[] = [
+      ...Array.from({ length: widest + 1 }, (_, slot) => ({ slot })),
+      { slot: "auto" },
+    ];
+    if (name !== "dense") schedules.push({ chunks: 2 }, { chunks: 3, slot: 1 });
+    for (const schedule of schedules) {
+      const got = await run(cfg, schedule);
+      assertSame(got, serial, `${name} ${JSON.stringify(schedule)}`);
+      for (const res of got.results) {
+        const report = res.overlap!;
+        equal(report.blocks.length, new Set(windows.map((w) => w.block)).size);
+        for (const w of windows) {
+          equal(report.chunks[w.gate], schedule.chunks ?? 1, `${w.gate} chunks`);
+          const slot = typeof schedule.slot === "number"
+            ? schedule.slot
+            : Math.ceil(w.ops.length / 2);
+          equal(report.slots[w.gate], Math.min(slot, w.ops.length), `${w.gate} slot`);
+        }
+      }
+    }
+  });
+}
+
+Deno.test("scheduler: ScMoE Pos-2: dispatch right after the tap, experts in the slot, combine consumed last", () => {
+  const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
+  const serial = buildProgram(cfg, true);
+  const [w] = gateWindows(serial);
+  deepEqual(w.ops, ["blocks.0.mlp", "blocks.1.attn", "blocks.1.moe.shared"]);
+  const names = scheduleProgram(serial, gateWindows(serial), new Map([[w.gate, 2]])).map((s) =>
+    s.name
+  );
+  const at = (n: string) => names.indexOf(n);
+  const g = "blocks.1.moe.gate";
+  equal(at(`${g}.dispatch`), at("blocks.0.attn") + 3, "route, gate, dispatch follow the tap A_0");
+  ok(at(`${g}.dispatch`) < at("blocks.0.mlp"));
+  equal(at(`${g}.experts`), at("blocks.1.attn") + 1, "slot 2: after MLP_0 and Attn_1");
+  equal(
+    at(`${g}.combine`),
+    at(`${g}.experts`) + 1,
+    "the combine is issued as soon as the experts ran",
+  );
+  equal(at("blocks.1.moe.output"), at("blocks.1.moe.shared") + 1, "the combine is consumed last");
+});
+
+Deno.test("scheduler: the backward issues each gradient all-to-all as soon as it is complete", () => {
+  const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
+  const serial = buildProgram(cfg, true);
+  const fwd = scheduleProgram(serial, gateWindows(serial), new Map([["blocks.1.moe.gate", 1]]));
+  const names = backwardOrder(fwd).map((s) => s.name);
+  const at = (n: string) => names.indexOf(n);
+  const g = "blocks.1.moe.gate";
+  equal(at(`${g}.combine`), at("blocks.1.moe.output") + 1);
+  ok(at(`${g}.combine`) < at("blocks.1.moe.shared") && at("blocks.1.attn") < at(`${g}.experts`));
+  equal(at(`${g}.dispatch`), at(`${g}.experts`) + 1);
+  ok(at(`${g}.dispatch`) < at("blocks.0.mlp") && at("blocks.0.mlp") < at(g));
+});
+
+Deno.test("scheduler: top2 pipelining keeps a valid order: d0 d1 e0 c0 d2 e1 c1 e2 c2", () => {
+  const cfg = resolveConfig({ ...TINY, variant: "top2" });
+  const g = "blocks.1.moe.gate";
+  const steps = pipelineGate(cfg, buildProgram(cfg, true), g, 3);
+  assertDependencies(steps);
+  const chain = steps.filter((s) => s.name.startsWith(`${g}.`)).map((s) =>
+    s.name.slice(g.length + 1)
+  );
+  deepEqual(chain, [
+    "split",
+    "dispatch.c0",
+    "dispatch.c1",
+    "experts.c0",
+    "combine.c0",
+    "dispatch.c2",
+    "experts.c1",
+    "combine.c1",
+    "experts.c2",
+    "combine.c2",
+    "merge",
+  ]);
+});
