@@ -1,0 +1,288 @@
+/**
+ * `deno task train [flags]`: expert-parallel training of one model variant on
+ * N rank actors, with a progress bar, `DIR/metrics.jsonl` (one line per
+ * step), periodic and final validation, checkpoints, and `--resume`. With no
+ * flags it is the project's main job: ScMoE Pos-2 (CG-1) on 2 local ranks,
+ * tiny preset. `deno task train --help` lists the flags.
+ *
+ * @module
+ */
+import { init, shutdown } from "../actors/mod.ts";
+import { type CheckpointContents, checkpointName, loadLatestValid } from "../models/checkpoint.ts";
+import type { ModelConfig } from "../models/config.ts";
+import {
+  modelConfigOf,
+  parseTrainFlags,
+  type TrainFlags,
+  trainUsage,
+  UsageError,
+} from "../models/config_flags.ts";
+import { formatDuration, formatRate, MetricsWriter, ProgressBar } from "../models/progress.ts";
+import { RankGroup } from "./ranks.ts";
+
+/** Global validation batches in each evaluation (in corpus order, the same every time). */
+export const VAL_BATCHES = 8;
+
+/** What a finished run reports. */
+export interface TrainSummary {
+  /** Output directory. */
+  out: string;
+  /** Steps completed in all (counting those before a resume). */
+  steps: number;
+  /** Final validation loss (next-byte cross-entropy, nats). */
+  valLoss: number;
+  /** `exp(valLoss)`. */
+  valPpl: number;
+  /** Directory of the final checkpoint (null when checkpoints are off). */
+  checkpoint: string | null;
+  /** Seconds from start to end, startup and validation included. */
+  wallS: number;
+  /** Median milliseconds of a training step, at the driver. */
+  stepMs: number;
+  /** Global tokens per second over this invocation's steps. */
+  tokensPerS: number;
+}
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** Write checkpoints (default true). */
+  checkpoints?: boolean;
+  /** Progress bar and messages (default true). */
+  verbose?: boolean;
+}
+
+/**
+ * Runs (or with `flags.resume` continues) one training run: starts the
+ * actor runtime, the ranks, trains, validates, checkpoints, and shuts the
+ * runtime down whatever happens.
+ *
+ * @throws {UsageError} before writing anything, when `--out` cannot be used
+ *   (a fresh run into a directory holding one, a resume without a matching checkpoint).
+ */
+export async function train(flags: TrainFlags, options: TrainOptions = {}): Promise<TrainSummary> {
+  const { checkpoints = true, verbose = true } = options;
+  const t0 = performance.now();
+  const say = verbose ? (line: string) => console.error(line) : () => {};
+  const model = modelConfigOf(flags);
+  const config = { model, train: runSettings(flags) };
+  const resumed = flags.resume ? await resumePoint(flags, config) : null;
+  if (!flags.resume) await assertFresh(flags.out);
+  const start = resumed?.state.step ?? 0;
+  await Deno.mkdir(flags.out, { recursive: true });
+  const metricsPath = `${flags.out}/metrics.jsonl`;
+  await keepMetricsUpTo(metricsPath, start);
+  using metrics = new MetricsWriter(metricsPath);
+
+  await init({ cluster: flags.cluster });
+  try {
+    const { group, paramCounts } = await RankGroup.start(
+      {
+        model,
+        seed: flags.seed,
+        backend: flags.backend,
+        data: { seq: flags.seq, batch: flags.batch },
+        optimizer: { lr: flags.lr, warmup: warmupSteps(flags.steps), total: flags.steps },
+      },
+      flags.ranks,
+      model,
+    );
+    say(
+      `${describe(flags)}: ${flags.ranks} ${flags.cluster} ranks, ` +
+        `${paramCounts.map((n) => (n / 1e6).toFixed(2)).join("+")} M parameters, ` +
+        `${flags.batch}x${flags.seq} tokens a step, backend ${flags.backend}`,
+    );
+    if (resumed) {
+      await group.load(resumed);
+      say(
+        `resumed ${flags.out}/${checkpointName(start)} (trained on ${resumed.state.ranks} ranks)`,
+      );
+    }
+    const save = async (step: number) =>
+      checkpoints
+        ? await group.save(flags.out, { step, seed: flags.seed, ranks: flags.ranks }, config)
+        : null;
+    const validate = async () => {
+      const [loss] = await group.all((r) => r.evaluate(VAL_BATCHES));
+      return loss;
+    };
+
+    const bar = verbose ? new ProgressBar({ total: flags.steps }) : null;
+    const stepMs: number[] = [];
+    let tokens = 0;
+    for (let step = start; step < flags.steps; step++) {
+      const s0 = performance.now();
+      const ranks = await group.all((r) => r.trainStep(step));
+      const ms = performance.now() - s0;
+      const stepTokens = ranks.reduce((n, m) => n + m.tokens, 0);
+      stepMs.push(ms);
+      tokens += stepTokens;
+      const done = step + 1;
+      const m = ranks[0];
+      const record: Record<string, number> = {
+        step: done,
+        loss: m.loss,
+        lm_loss: m.lmLoss,
+        aux_loss: m.auxLoss,
+        tokens_per_s: stepTokens / (ms / 1000),
+        drop_rate: m.dropRate,
+        lr: m.lr,
+        grad_norm: m.gradNorm,
+        step_ms: ms,
+      };
+      bar?.update({ step: done, loss: m.loss, tokensPerS: record.tokens_per_s });
+      if (flags.evalEvery > 0 && done % flags.evalEvery === 0 && done < flags.steps) {
+        record.val_loss = await validate();
+        record.val_ppl = Math.exp(record.val_loss);
+        bar?.done();
+        say(
+          `step ${done}: validation loss ${record.val_loss.toFixed(4)}, ` +
+            `perplexity ${record.val_ppl.toFixed(2)}`,
+        );
+      }
+      metrics.append(record);
+      if (flags.ckptEvery > 0 && done % flags.ckptEvery === 0 && done < flags.steps) {
+        await save(done);
+      }
+    }
+    bar?.done();
+    const valLoss = await validate();
+    const checkpoint = await save(flags.steps);
+    return {
+      out: flags.out,
+      steps: flags.steps,
+      valLoss,
+      valPpl: Math.exp(valLoss),
+      checkpoint,
+      wallS: (performance.now() - t0) / 1000,
+      stepMs: stepMs.length ? stepMs.toSorted((a, b) => a - b)[stepMs.length >> 1] : NaN,
+      tokensPerS: tokens / (stepMs.reduce((a, b) => a + b, 0) / 1000),
+    };
+  } finally {
+    await shutdown();
+  }
+}
+
+/** Linear warm-up over the first 5% of the steps (none for a 1-step run). */
+function warmupSteps(steps: number): number {
+  return Math.min(Math.max(1, Math.round(steps / 20)), steps - 1);
+}
+
+/** `scmoe-pos2 (cg1)`, `top2`, ...: the variant as runs and benchmarks name it. */
+function describe(flags: Pick<TrainFlags, "variant" | "pos" | "combiner">): string {
+  return flags.variant === "scmoe" ? `scmoe-pos${flags.pos} (${flags.combiner})` : flags.variant;
+}
+
+/** The run settings saved beside the model config (and checked on resume). */
+function runSettings(flags: TrainFlags): Record<string, unknown> {
+  const { variant, pos, combiner, size, steps, batch, seq, lr, seed, ranks, backend } = flags;
+  return { variant, pos, combiner, size, steps, batch, seq, lr, seed, ranks, backend };
+}
+
+/** The checkpoint `--resume` continues, checked against the command line. */
+async function resumePoint(
+  flags: TrainFlags,
+  config: { model: ModelConfig; train: Record<string, unknown> },
+): Promise<CheckpointContents> {
+  const found = await loadLatestValid(flags.out);
+  if (found === null) throw new UsageError(`--resume: no checkpoint in ${flags.out}`);
+  for (const skipped of found.skipped) console.error(`warning: skipped ${skipped}`);
+  const saved = found.contents.config as {
+    model?: Record<string, unknown>;
+    train?: typeof config.train;
+  };
+  const pairs: [string, unknown, unknown][] = [
+    ...Object.entries(config.model).map((
+      [k, v],
+    ): [string, unknown, unknown] => [k, v, saved.model?.[k]]),
+    ...["seed", "batch"].map((
+      k,
+    ): [string, unknown, unknown] => [k, config.train[k], saved.train?.[k]]),
+  ];
+  const differs = pairs.find(([, now, then]) => JSON.stringify(now) !== JSON.stringify(then));
+  if (differs) {
+    const [key, now, then] = differs;
+    throw new UsageError(
+      `--resume: ${found.path} was trained with ${key} ${JSON.stringify(then)}, ` +
+        `not ${JSON.stringify(now)}; pass the flags it was trained with`,
+    );
+  }
+  if (found.contents.state.step >= flags.steps) {
+    throw new UsageError(
+      `--resume: ${found.path} is at step ${found.contents.state.step}; ` +
+        `pass --steps above it to train further`,
+    );
+  }
+  return found.contents;
+}
+
+/** Refuses to start a fresh run where a previous run's checkpoints or metrics are. */
+async function assertFresh(out: string): Promise<void> {
+  for (const name of ["latest", "metrics.jsonl"]) {
+    try {
+      await Deno.stat(`${out}/${name}`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    throw new UsageError(
+      `${out} already holds a run; pass --resume to continue it or another --out`,
+    );
+  }
+}
+
+/** Drops metric lines past `step` (left by a run that stopped after its last checkpoint). */
+async function keepMetricsUpTo(path: string, step: number): Promise<void> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const kept = text.split("\n").filter((line) => line !== "" && JSON.parse(line).step <= step);
+  await Deno.writeTextFile(path, kept.map((l) => l + "\n").join(""));
+}
+
+/** The CLI: returns the exit code (2 for a bad command line, nothing written). */
+export async function main(args: string[]): Promise<number> {
+  let flags: TrainFlags;
+  try {
+    flags = parseTrainFlags(args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(trainUsage());
+    return 0;
+  }
+  let summary: TrainSummary;
+  try {
+    summary = await train(flags);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}`);
+    return 2;
+  }
+  if (flags.json) console.log(JSON.stringify(summary));
+  else {
+    console.log(
+      `validation loss ${summary.valLoss.toFixed(4)}, perplexity ${summary.valPpl.toFixed(2)} ` +
+        `after ${summary.steps} steps (${formatDuration(summary.wallS)}, ` +
+        `${summary.stepMs.toFixed(0)} ms/step, ${formatRate(summary.tokensPerS)} tok/s)`,
+    );
+    console.log(
+      `outputs: ${summary.out}/metrics.jsonl` +
+        (summary.checkpoint ? `, checkpoint ${summary.checkpoint}` : ""),
+    );
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.addSignalListener("SIGINT", () => {
+    console.error("\ninterrupted; stopping the ranks");
+    shutdown().finally(() => Deno.exit(130));
+  });
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,110 @@
+/**
+ * `deno task train` end to end on a very small run: outputs, `--resume`
+ * continuing the same loss curve, and bad command lines.
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+/** A very small run: tiny shapes, 4 windows of 16 bytes a step. */
+const SMALL = ["--steps", "4", "--batch", "4", "--seq", "16", "--eval-every", "2"];
+
+async function trainCli(args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/train.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+}
+
+async function metrics(dir: string): Promise<Record<string, number>[]> {
+  return (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+Deno.test("train: a small run writes metrics, checkpoints and the perplexity; --resume continues the same curve", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "train_cli_" });
+  try {
+    const a = `${tmp}/a`;
+    const run = await trainCli([...SMALL, "--ckpt-every", "2", "--out", a]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^validation loss \d+\.\d{4}, perplexity \d+\.\d{2} after 4 steps/m);
+    assert.match(
+      run.stdout,
+      new RegExp(`outputs: ${a}/metrics.jsonl, checkpoint ${a}/ckpt-000004`),
+    );
+    const straight = await metrics(a);
+    assert.deepEqual(straight.map((m) => m.step), [1, 2, 3, 4]);
+    for (const m of straight) {
+      for (const key of ["loss", "aux_loss", "tokens_per_s", "drop_rate", "lr"]) {
+        assert.ok(Number.isFinite(m[key]), `step ${m.step} ${key}: ${m[key]}`);
+      }
+    }
+    assert.ok(Number.isFinite(straight[1].val_loss) && straight[1].val_ppl > 1);
+    assert.ok(straight[3].loss < straight[0].loss, "the loss falls");
+    assert.equal((await Deno.readTextFile(`${a}/latest`)).trim(), "ckpt-000004");
+    assert.ok(await exists(`${a}/ckpt-000002/model.safetensors`));
+
+    // A run that stopped after its step-2 checkpoint: drop the later one and resume.
+    const b = `${tmp}/b`;
+    await Deno.mkdir(b);
+    for (const name of ["ckpt-000002", "metrics.jsonl"]) {
+      await new Deno.Command("cp", { args: ["-r", `${a}/${name}`, `${b}/${name}`] }).output();
+    }
+    const resumed = await trainCli([...SMALL, "--resume", "--out", b]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /resumed .*ckpt-000002/);
+    const continued = await metrics(b);
+    assert.deepEqual(continued.map((m) => m.step), [1, 2, 3, 4]);
+    for (const i of [2, 3]) {
+      assert.ok(
+        Math.abs(continued[i].loss - straight[i].loss) < 1e-5,
+        `step ${i + 1}: resumed ${continued[i].loss} vs straight ${straight[i].loss}`,
+      );
+      assert.equal(continued[i].lr, straight[i].lr);
+    }
+    const ppl = (out: string) => out.match(/perplexity (\S+)/)![1];
+    assert.equal(ppl(resumed.stdout), ppl(run.stdout));
+
+    // A fresh run into a directory holding one is refused before anything is written.
+    const again = await trainCli([...SMALL, "--out", a]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /already holds a run; pass --resume/);
+    assert.equal((await metrics(a)).length, 4);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("train: a bad flag exits 2 with one line and writes nothing", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "train_cli_" });
+  try {
+    const out = `${tmp}/never`;
+    const cases: [string[], string][] = [
+      [["--ranks", "3", "--out", out], "--batch 16 must be a multiple of --ranks 3"],
+      [["--variant", "top3", "--out", out], "--variant must be one of"],
+      [["--resume"], "--resume needs --out DIR"],
+    ];
+    for (const [args, message] of cases) {
+      const run = await trainCli(args);
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stdout, "");
+      assert.equal(run.stderr.split("\n").filter(Boolean).length, 1, run.stderr);
+      assert.ok(run.stderr.startsWith(`error: ${message}`), run.stderr);
+      assert.equal(await exists(out), false);
+    }
+    const resume = await trainCli([...SMALL, "--resume", "--out", `${tmp}/empty`]);
+    assert.equal(resume.code, 2);
+    assert.match(resume.stderr, /^error: --resume: no checkpoint in /);
+    assert.equal(await exists(`${tmp}/empty`), false);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
