@@ -341,7 +341,8 @@ class Runtime {
   async #onDeath(actorId: string, incarnation: number, reason: string): Promise<void> {
     const rec = this.actors.get(actorId);
     if (!rec || rec.incarnation !== incarnation || rec.status !== "alive" || this.#closing) return;
-    await this.#placer.stop(actorId);
+    // Decide and tell everyone first (the first report wins; later ones, such as the
+    // agent's exit report of the process stopped below, find the actor no longer alive).
     const restarting = !rec.killed && rec.restartsLeft > 0;
     rec.status = restarting ? "restarting" : "dead";
     this.#broadcast({
@@ -352,6 +353,7 @@ class Runtime {
       maxTaskRetries: rec.options.maxTaskRetries,
       incarnation,
     });
+    await this.#placer.stop(actorId);
     if (!restarting) return;
     rec.restartsLeft--;
     rec.incarnation++;

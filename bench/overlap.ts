@@ -128,7 +128,9 @@ export async function runOnRanks(
       const transfer = ports.filter((p): p is MessagePort => p !== null);
       return ask(w, { type: "init", spec, backend: opts.backend ?? "wasm" }, transfer);
     }));
-    const replies = await Promise.all(workers.map((w) => ask(w, { type: "run", cases, interleave: opts.interleave })));
+    const replies = await Promise.all(
+      workers.map((w) => ask(w, { type: "run", cases, interleave: opts.interleave })),
+    );
     await Promise.all(workers.map((w) => ask(w, { type: "close" })));
     return replies.map((r) => (r as { results: CaseResult[] }).results);
   } finally {
@@ -164,7 +166,11 @@ export function blockBytes(report: OverlapReport): number {
 }
 
 /** Medians over steps from `from` on and over ranks of one figure of a case's reports. */
-export function figure(perRank: CaseResult[], from: number, pick: (r: OverlapReport) => number | null) {
+export function figure(
+  perRank: CaseResult[],
+  from: number,
+  pick: (r: OverlapReport) => number | null,
+) {
   const values = perRank.flatMap((c) => c.reports.slice(from).map(pick));
   return median(values.map((v) => v ?? NaN).filter(Number.isFinite));
 }

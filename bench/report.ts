@@ -1,0 +1,246 @@
+/**
+ * `deno task bench report [--quick] [--name NAME] [--skip-quality]`: runs the
+ * scenario benchmark (and `deno task bench quality`, as a subprocess with
+ * `--json`) and writes `bench/results/NAME/report.md` (default NAME
+ * `latest`) with the tables beside the paper's figures, SVG bar charts of the
+ * speed-ups per scenario, an SVG timeline of one training step per variant,
+ * the raw rows as JSON lines, the exact commands and the machine.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { barChartSvg } from "./bar_chart_svg.ts";
+import { type BenchRow, formatNumber } from "./output.ts";
+import { measureScenarios, SCENARIO_VARIANTS, SCENARIOS } from "./scenarios.ts";
+import { timelineSvg } from "./timeline_svg.ts";
+
+/** Issue 6's targets for ScMoE Pos-2: `[train, infer, hidden]`. */
+const TARGETS: Record<string, [number, number, number]> = {
+  pcie: [1.43, 1.66, 0.7],
+  nvlink: [1.12, 1.17, 0.95],
+};
+
+/** The machine, as markdown lines. */
+async function machine(): Promise<string[]> {
+  const cpu = await Deno.readTextFile("/proc/cpuinfo")
+    .then((t) => /model name\s*:\s*(.*)/.exec(t)?.[1] ?? "unknown")
+    .catch(() => "unknown");
+  const mem = Deno.systemMemoryInfo();
+  return [
+    `- CPU: ${cpu}, ${navigator.hardwareConcurrency} cores (2 rank Workers, wasm backend)`,
+    `- memory: ${(mem.total / 2 ** 30).toFixed(1)} GiB`,
+    `- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os} ${Deno.build.arch}`,
+    `- load average at the end: ${Deno.loadavg().map((v) => v.toFixed(2)).join(", ")}`,
+  ];
+}
+
+/** A markdown table. */
+function table(header: string[], body: string[][]): string[] {
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => "---").join("|")}|`,
+    ...body.map((r) => `| ${r.join(" | ")} |`),
+  ];
+}
+
+/** Runs `deno task bench quality` with `--json` and returns its rows, or why it failed. */
+async function qualityRows(quick: boolean): Promise<BenchRow[] | string> {
+  const args = ["run", "-A", new URL("./main.ts", import.meta.url).pathname, "quality", "--json"];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: quick ? [...args, "--quick"] : args,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) return `the quality benchmark exited with code ${out.code}`;
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l));
+}
+
+/** The benchmark's entry point. */
+export async function runReportBench(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: "boolean", default: false },
+      name: { type: "string", default: "latest" },
+      "skip-quality": { type: "boolean", default: false },
+    },
+  });
+  const quick = values.quick;
+  const dir = new URL(`./results/${values.name}/`, import.meta.url).pathname;
+  await Deno.mkdir(dir, { recursive: true });
+  const started = new Date().toISOString();
+  const t0 = performance.now();
+  const res = await measureScenarios(quick, (s) => console.error(s));
+  const scenariosS = (performance.now() - t0) / 1e3;
+  const value = (c: string, metric: string) => {
+    const v = res.rows.find((r) => r.case === c && r.metric === metric)?.value;
+    return typeof v === "number" ? v : NaN;
+  };
+  const fmt = (v: number) => (Number.isFinite(v) ? formatNumber(v) : "–");
+  const q = quick ? " --quick" : "";
+  const md: string[] = [
+    `# ScMoE bandwidth scenarios: speed-ups over top-2, measured here beside the paper`,
+    "",
+    `Run ${started}; scenarios took ${scenariosS.toFixed(0)} s.`,
+    "",
+    "## Commands",
+    "",
+    "```sh",
+    `deno task bench report${q}${values.name === "latest" ? "" : ` --name ${values.name}`}${
+      values["skip-quality"] ? " --skip-quality" : ""
+    }`,
+    `deno task bench scenarios${q} --json   # the same figures alone`,
+    ...(values["skip-quality"] ? [] : [`deno task bench quality${q} --json`]),
+    "```",
+    "",
+    "## Machine",
+    "",
+    ...await machine(),
+    "",
+    "## Method",
+    "",
+    `One MoE block pair (a dense block, then an MoE block; d=${res.sizes.nEmbd}, 4 experts, ` +
+    `${res.sizes.rows}x${res.sizes.seq} tokens per rank and step) on 2 rank Workers, each with ` +
+    'its own communication worker. Shaping: **link model** (`shaping: "link-model"`): the ' +
+    "all-to-all frames are paced by an emulated link of the scenario's bandwidth and 0.2 ms " +
+    "latency; no real `tc` shaping was used. Calibration (one unshaped serial top-2 run): block " +
+    `compute ${fmt(res.calibration.computeMs)} ms per training step, unshaped communication ` +
+    `${fmt(res.calibration.fixedMs)} ms, ${fmt(res.calibration.bytes / 1e6)} MB in ` +
+    `${res.calibration.calls} all-to-alls; each scenario's bandwidth is set so that ` +
+    "communication is the scenario's share of the serial top-2 block (training step). " +
+    `Variants interleaved step by step; medians over ${res.sizes.measured} steps after ` +
+    `${res.sizes.warmup} warm-up steps and over both ranks. Step = whole model step ` +
+    "(training: forward, backward, gradient all-reduce; inference: forward only). " +
+    "Speed-up = top-2 step time / variant step time. Bound = top-2 step time / (variant step " +
+    "time with its MoE block at max(compute, communication)). Hidden = 1 - exposed / total " +
+    "communication of the MoE block.",
+    "",
+  ];
+  for (const [scenario, spec] of Object.entries(SCENARIOS)) {
+    const paper = (v: string, i: number) => {
+      const p = spec.paper[v]?.[i];
+      return p === undefined ? "–" : p.toFixed(2);
+    };
+    md.push(
+      `## ${scenario} (paper: ${spec.setting}, communication ~${spec.share * 100}%)`,
+      "",
+      `Link ${fmt(value(`${scenario}/link`, "bandwidth"))} MB/s; measured top-2 communication ` +
+        `share ${fmt(value(`${scenario}/top2`, "comm_share"))} in training (target ` +
+        `${spec.share}), ${fmt(value(`${scenario}/top2`, "infer_comm_share"))} in inference.`,
+      "",
+      ...table(
+        [
+          "variant",
+          "train ms",
+          "infer ms",
+          "train speed-up",
+          "paper",
+          "bound",
+          "infer speed-up",
+          "paper",
+          "bound",
+          "hidden (train)",
+          "hidden (infer)",
+        ],
+        SCENARIO_VARIANTS.map(([v]) => {
+          const c = `${scenario}/${v}`;
+          return [
+            v,
+            fmt(value(c, "train_step_ms")),
+            fmt(value(c, "infer_step_ms")),
+            fmt(value(c, "train_speedup")),
+            paper(v, 0),
+            fmt(value(c, "train_speedup_bound")),
+            fmt(value(c, "infer_speedup")),
+            paper(v, 1),
+            fmt(value(c, "infer_speedup_bound")),
+            fmt(value(c, "hidden_fraction")),
+            fmt(value(c, "infer_hidden_fraction")),
+          ];
+        }),
+      ),
+      "",
+    );
+    const target = TARGETS[scenario];
+    if (target) {
+      const c = `${scenario}/scmoe-pos2`;
+      const got = [
+        value(c, "train_speedup"),
+        value(c, "infer_speedup"),
+        value(c, "hidden_fraction"),
+      ];
+      const names = ["training speed-up", "inference speed-up", "hidden fraction (train)"];
+      md.push(
+        "Targets for ScMoE Pos-2 (issue 6): " + names.map((n, i) =>
+          `${n} ${fmt(got[i])} vs ${target[i]} ` +
+          (got[i] >= target[i] ? "(met)" : `(short by ${fmt(target[i] - got[i])})`)
+        ).join("; ") + ".",
+        "",
+      );
+    }
+    const chart = barChartSvg({
+      title: `${scenario}: speed-up over top-2 (black marks: paper)`,
+      categories: SCENARIO_VARIANTS.map(([v]) => v),
+      series: [0, 1].map((i) => ({
+        name: i === 0 ? "training" : "inference",
+        colour: i === 0 ? "#1f77b4" : "#ff7f0e",
+        values: SCENARIO_VARIANTS.map(([v]) =>
+          value(`${scenario}/${v}`, i === 0 ? "train_speedup" : "infer_speedup")
+        ),
+        references: SCENARIO_VARIANTS.map(([v]) => spec.paper[v]?.[i] ?? null),
+      })),
+    });
+    await Deno.writeTextFile(`${dir}speedup_${scenario}.svg`, chart);
+    await Deno.writeTextFile(`${dir}timeline_${scenario}.svg`, timelineSvg(res.traced[scenario]));
+    md.push(
+      `![${scenario} speed-ups](speedup_${scenario}.svg)`,
+      "",
+      `Timeline of the last measured training step of every variant, both ranks: ` +
+        `[timeline_${scenario}.svg](timeline_${scenario}.svg).`,
+      "",
+    );
+  }
+  md.push("## Quality", "");
+  if (values["skip-quality"]) {
+    md.push("Not run (`--skip-quality`).", "");
+  } else {
+    const rows = await qualityRows(quick);
+    if (typeof rows === "string") {
+      md.push(`Left out: ${rows}.`, "");
+    } else {
+      const cases = [...new Set(rows.map((r) => r.case))];
+      const cell = (c: string, m: string) => {
+        const r = rows.find((x) => x.case === c && x.metric === m);
+        return r ? `${typeof r.value === "number" ? fmt(r.value) : r.value}` : "–";
+      };
+      const ref = (c: string, m: string) =>
+        rows.find((x) => x.case === c && x.metric === m)?.reference?.replace("paper ", "") ?? "–";
+      md.push(
+        "Byte-level models on the Brown corpus, same seed, data and steps; the paper's figures " +
+          "are GPT-2 MoE (loss) and WikiText-103 (perplexity) with BPE tokens: compare the " +
+          "order of the variants, not the values.",
+        "",
+        ...table(
+          ["variant", "val loss", "vs top-2", "paper vs top-2", "val ppl", "paper ppl"],
+          cases.map((c) => [
+            c,
+            cell(c, "val_loss"),
+            cell(c, "val_loss_vs_top2"),
+            ref(c, "val_loss_vs_top2"),
+            cell(c, "val_ppl"),
+            ref(c, "val_ppl"),
+          ]),
+        ),
+        "",
+      );
+    }
+  }
+  await Deno.writeTextFile(
+    `${dir}scenarios.jsonl`,
+    res.rows.map((r) => JSON.stringify(r)).join("\n") + "\n",
+  );
+  md.push("Raw rows: [scenarios.jsonl](scenarios.jsonl).", "");
+  await Deno.writeTextFile(`${dir}report.md`, md.join("\n"));
+  console.error(`wrote ${dir}report.md`);
+}

@@ -1,0 +1,78 @@
+/** The pure parts of the scenario benchmark: the bar-chart SVG and the link calibration. */
+import { deepEqual as assertEquals } from "node:assert/strict";
+import { barChartSvg } from "../bench/bar_chart_svg.ts";
+import { linkForShare, SCENARIO_VARIANTS } from "../bench/scenarios.ts";
+
+/** Checks that every opened tag is closed in order (a small well-formedness check). */
+function assertBalanced(svg: string): void {
+  const stack: string[] = [];
+  for (const m of svg.matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
+    const [, closing, name, selfClosing] = m;
+    if (selfClosing) continue;
+    if (closing) assertEquals(stack.pop(), name);
+    else stack.push(name);
+  }
+  assertEquals(stack, []);
+}
+
+function assertAlmost(actual: number, expected: number, tolerance: number): void {
+  if (Math.abs(actual - expected) > tolerance) {
+    throw new Error(`expected ${expected} +- ${tolerance}, got ${actual}`);
+  }
+}
+
+Deno.test("bar chart: well-formed, one bar per variant, reference marks where given", () => {
+  const names = SCENARIO_VARIANTS.map(([v]) => v);
+  const svg = barChartSvg({
+    title: "pcie <speed-ups> & marks",
+    categories: names,
+    series: [{
+      name: "training",
+      colour: "#1f77b4",
+      values: names.map((_, i) => 1 + i / 10),
+      references: names.map((v) => v === "scmoe-pos2" ? 1.43 : null),
+    }],
+  });
+  assertEquals(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'), true);
+  assertBalanced(svg);
+  assertEquals(svg.match(/class="bar"/g)?.length, names.length);
+  assertEquals(svg.match(/class="reference"/g)?.length, 1);
+  assertEquals(svg.includes("&lt;speed-ups&gt; &amp; marks"), true);
+  for (const v of names) assertEquals(svg.includes(`>${v}</text>`), true);
+});
+
+Deno.test("bar chart: two series give two bars per category; null draws none", () => {
+  const svg = barChartSvg({
+    title: "t",
+    categories: ["a", "b"],
+    series: [
+      { name: "train", colour: "#000", values: [1.2, null] },
+      { name: "infer", colour: "#111", values: [1.5, 0.9] },
+    ],
+  });
+  assertBalanced(svg);
+  assertEquals(svg.match(/class="bar"/g)?.length, 3);
+});
+
+Deno.test("calibration: bandwidth from a target share, by hand", () => {
+  // 100 ms compute at 60% share: comm = 0.6 / 0.4 * 100 = 150 ms; 10 ms fixed and
+  // 4 calls x 0.2 ms latency leave 139.2 ms for 1.392 MB: 10 MB/s.
+  const cal = { computeMs: 100, fixedMs: 10, bytes: 1.392e6, calls: 4 };
+  const link = linkForShare(cal, 0.6, 2e-4);
+  assertAlmost(link.bandwidthBytesPerS, 1e7, 1);
+  assertEquals(link.latencyS, 2e-4);
+  // 15% share of 170 ms: 30 ms, 5 ms fixed, no calls: 1 MB in 25 ms = 40 MB/s.
+  assertAlmost(
+    linkForShare({ computeMs: 170, fixedMs: 5, bytes: 1e6, calls: 0 }, 0.15, 0)
+      .bandwidthBytesPerS,
+    4e7,
+    1,
+  );
+  // A fixed cost above the target leaves a tenth of it on the wire: 30 ms -> 3 ms.
+  assertAlmost(
+    linkForShare({ computeMs: 170, fixedMs: 50, bytes: 3e5, calls: 0 }, 0.15, 0)
+      .bandwidthBytesPerS,
+    1e8,
+    1,
+  );
+});
