@@ -39,6 +39,8 @@ const MESSAGE_FIELDS: Record<Message["type"], Record<string, string>> = {
   group: { groupId: "string", members: "array", spec: "object" },
   lookup: { reqId: "string", name: "string", caller: "string" },
   "lookup-result": { reqId: "string" },
+  "timeline-request": { reqId: "string" },
+  "timeline-records": { reqId: "string", records: "array" },
   kill: {},
 };
 

@@ -10,6 +10,7 @@ import { CallClient } from "./client.ts";
 import { setActorContext } from "./context.ts";
 import { GroupRegistry } from "./groups.ts";
 import { epochMs, type HostOptions, type Message, toWireError } from "./protocol.ts";
+import { Timeline } from "./timeline.ts";
 
 /** Directory whose modules an actor may be built from: this project's tree. */
 const PROJECT_ROOT = new URL("../", import.meta.url).href;
@@ -55,7 +56,7 @@ export class ActorHost {
 
   /** Builds the host of actor `actorId` on `bus`; `exit` ends the Worker or process. */
   constructor(readonly bus: Bus, readonly actorId: string, readonly exit: () => void) {
-    this.client = new CallClient(bus);
+    this.client = new CallClient(bus, new Timeline());
     this.groups = new GroupRegistry(actorId);
     bus.onMessage((m) => this.#onMessage(m));
   }
@@ -75,6 +76,13 @@ export class ActorHost {
         break;
       case "group":
         this.groups.add(msg.groupId, msg.members, msg.spec);
+        break;
+      case "timeline-request":
+        this.bus.send("driver", {
+          type: "timeline-records",
+          reqId: msg.reqId,
+          records: this.client.timeline!.records,
+        });
         break;
       case "kill":
         this.exit();

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { CallRecord } from "./timeline.ts";
 
 /** How a remote exception travels. */
 export interface WireError {
@@ -73,6 +74,8 @@ export type Message =
   | { type: "group"; groupId: string; members: string[]; spec: Record<string, unknown> }
   | { type: "lookup"; reqId: string; name: string; caller: string }
   | { type: "lookup-result"; reqId: string; actorId?: string; methods?: string[] }
+  | { type: "timeline-request"; reqId: string }
+  | { type: "timeline-records"; reqId: string; records: CallRecord[] }
   | { type: "kill" };
 
 /** Converts any thrown value into its wire form. */

@@ -28,7 +28,7 @@ import { ActorDiedError, ActorNotFoundError, RemoteError, RuntimeStateError } fr
 import { ObjectRef } from "./object_ref.ts";
 import { AgentPlacer, type Placer, WorkerPlacer } from "./placement.ts";
 import type { DeviceSpec, Message } from "./protocol.ts";
-import { Timeline } from "./timeline.ts";
+import { type CallRecord, Timeline } from "./timeline.ts";
 
 /** Options of {@linkcode init}. */
 export interface InitOptions {
@@ -117,6 +117,7 @@ class Runtime {
   readonly names = new Map<string, string>();
   readonly #created = new Map<string, Deferred<string[]>>();
   readonly #up = new Map<string, Deferred<void>>();
+  readonly #timelineReplies = new Map<string, (records: CallRecord[]) => void>();
   #placer!: Placer;
   #nextActor = 0;
   #monitor?: ReturnType<typeof setInterval>;
@@ -229,6 +230,9 @@ class Runtime {
         this.#created.get(`${msg.actorId}/${msg.incarnation}`)?.reject(
           new RemoteError(msg.error.name, msg.error.message, msg.error.stack),
         );
+        return;
+      case "timeline-records":
+        this.#timelineReplies.get(msg.reqId)?.(msg.records);
         return;
       case "lookup": {
         const actorId = this.names.get(msg.name);
@@ -372,6 +376,34 @@ class Runtime {
     }
   }
 
+  /**
+   * Every call recorded by this driver and by the live actors (calls between
+   * actors are recorded by their caller); actors that do not answer within
+   * `waitMs` are left out.
+   */
+  async gatherTimeline(waitMs = 2000): Promise<Timeline> {
+    const all = new Timeline();
+    all.merge(this.timeline.records);
+    const live = [...this.actors.values()].filter((r) => r.status === "alive");
+    await Promise.all(live.map((rec) =>
+      new Promise<void>((resolve) => {
+        const reqId = `timeline:${rec.actorId}:${this.#nextActor}:${performance.now()}`;
+        const timer = setTimeout(() => {
+          this.#timelineReplies.delete(reqId);
+          resolve();
+        }, waitMs);
+        this.#timelineReplies.set(reqId, (records) => {
+          clearTimeout(timer);
+          this.#timelineReplies.delete(reqId);
+          all.merge(records);
+          resolve();
+        });
+        this.bus.send(rec.actorId, { type: "timeline-request", reqId });
+      })
+    ));
+    return all;
+  }
+
   kill(actorId: string): Promise<void> {
     const rec = this.actors.get(actorId);
     if (!rec) return Promise.resolve();
@@ -509,9 +541,12 @@ export function createGroup(handles: { actorId: string }[], opts: GroupOptions):
   });
 }
 
-/** Writes every recorded call as Chrome trace JSON to `path`; returns the trace. */
+/**
+ * Writes every call of the job (issued by the driver or by any live actor) as
+ * Chrome trace JSON to `path`; returns the trace.
+ */
 export async function timeline(path?: string): Promise<ReturnType<Timeline["toChromeTrace"]>> {
-  const trace = current().timeline.toChromeTrace();
+  const trace = (await current().gatherTimeline()).toChromeTrace();
   if (path) await Deno.writeTextFile(path, JSON.stringify(trace));
   return trace;
 }

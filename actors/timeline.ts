@@ -30,6 +30,11 @@ export class Timeline {
     this.records.push(r);
   }
 
+  /** Adds records gathered from another node. */
+  merge(records: CallRecord[]): void {
+    this.records.push(...records);
+  }
+
   /** The records as Chrome trace events (`traceEvents`). */
   toChromeTrace(): { traceEvents: Record<string, unknown>[]; displayTimeUnit: string } {
     const pids = new Map<string, number>();

@@ -206,7 +206,13 @@ for (const cluster of ["local", "nats"] as const) {
         const trace = await timeline(path);
         const calls = trace.traceEvents.filter((e) => e.ph === "X");
         const appends = calls.filter((e) => e.name === "append");
-        assert.ok(appends.length >= 50, `${appends.length} append calls recorded`);
+        assert.ok(appends.length >= 150, `${appends.length} append calls recorded`);
+        const callers = new Set(appends.map((e) => (e.args as { caller: string }).caller));
+        assert.ok(callers.has("driver"));
+        assert.ok(
+          callers.size >= 3,
+          `calls issued inside actors are recorded too: ${[...callers]}`,
+        );
         for (const e of appends) assert.ok((e.dur as number) >= 0 && (e.ts as number) > 0);
         const onDisk = JSON.parse(await Deno.readTextFile(path));
         assert.equal(onDisk.traceEvents.length, trace.traceEvents.length);
