@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { NatsCredentials } from "./nats_connect.ts";
 
 /** Element arrays a collective moves. */
 export type Elem = Float32Array | Int32Array;
@@ -104,19 +105,11 @@ export interface LocalGroupSpec {
 }
 
 /** A group whose members talk through a NATS server. */
-export interface NatsGroupSpec {
+export interface NatsGroupSpec extends NatsCredentials {
   kind: "nats";
   groupId: string;
   rank: number;
   size: number;
-  /** NATS server URLs, e.g. `["nats://127.0.0.1:4222"]`. */
-  servers: string[];
-  /** Credentials: a token, a user and password, an nkey seed, or a creds file path. */
-  token?: string;
-  user?: string;
-  pass?: string;
-  nkeySeed?: string;
-  credsFile?: string;
   /** Random job id; subjects are namespaced by it. */
   jobId: string;
   /** The server's max_payload in bytes; larger messages are chunked (the server's own limit is obeyed too). */

@@ -3,6 +3,7 @@
  * (`deno task agent`), places actors on them, and leaves nothing behind.
  */
 import assert from "node:assert/strict";
+import { processAlive } from "./helpers/process.ts";
 import { get, init, placementOf, remote, shutdown, startNatsServer } from "../actors/mod.ts";
 import type { Probe } from "./fixtures/actors.ts";
 
@@ -30,15 +31,6 @@ async function startAgent(
   const id = /agent (\w+) on/.exec(value ?? "")?.[1];
   assert.ok(id, `agent announced itself: ${value}`);
   return { id, child };
-}
-
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("a driver places actors on the host agents of an existing NATS", async () => {
@@ -72,7 +64,9 @@ Deno.test("a driver places actors on the host agents of an existing NATS", async
     } finally {
       await shutdown();
     }
-    for (const pid of pids) assert.ok(!alive(pid), `actor process ${pid} was stopped by its agent`);
+    for (const pid of pids) {
+      assert.ok(!processAlive(pid), `actor process ${pid} was stopped by its agent`);
+    }
   } finally {
     for (const a of agents) {
       a.child.kill("SIGINT");

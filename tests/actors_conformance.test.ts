@@ -3,6 +3,7 @@
  * (Workers) and `nats` (processes behind a private nats-server) clusters.
  */
 import assert from "node:assert/strict";
+import { processAlive } from "./helpers/process.ts";
 import {
   ActorDiedError,
   ActorNotFoundError,
@@ -27,15 +28,6 @@ const CallerActor = remote<typeof Caller>(FIXTURES, "Caller");
 const BrokenActor = remote<typeof Broken>(FIXTURES, "Broken");
 
 const HEARTBEAT_TIMEOUT_MS = 1500;
-
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 for (const cluster of ["local", "nats"] as const) {
   Deno.test(`actors conformance (${cluster})`, async (t) => {
@@ -225,7 +217,9 @@ for (const cluster of ["local", "nats"] as const) {
       await shutdown();
     }
     if (cluster === "nats") {
-      for (const pid of pids) assert.ok(!alive(pid), `actor process ${pid} is gone after shutdown`);
+      for (const pid of pids) {
+        assert.ok(!processAlive(pid), `actor process ${pid} is gone after shutdown`);
+      }
     }
     await assert.rejects(ProbeActor.remote(), /not running/);
   });

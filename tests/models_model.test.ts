@@ -5,16 +5,9 @@ import { resolveConfig } from "../models/config.ts";
 import { createModel, disposeModel, forward, trainStep } from "../models/model.ts";
 import { paramSpecs } from "../models/params.ts";
 import { buildProgram } from "../models/program.ts";
+import { TINY_MODEL } from "./helpers/tiny_model.ts";
 
-const TINY = {
-  vocabSize: 32,
-  blockSize: 8,
-  nLayer: 4,
-  nHead: 2,
-  nEmbd: 16,
-  hidden: 32,
-  nExperts: 4,
-};
+const TINY = TINY_MODEL;
 
 Deno.test("model: parameters are named by role with global expert indices", () => {
   const names = paramSpecs(resolveConfig({ ...TINY, variant: "scmoe", combiner: "cg2" })).map((s) =>

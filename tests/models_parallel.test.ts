@@ -7,6 +7,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { createMemoryGroup } from "../collectives/memory.ts";
+import { TINY_MODEL, VARIANT_CASES } from "./helpers/tiny_model.ts";
 import { setupBackend } from "../models/backend.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { Batch } from "../models/data.ts";
@@ -21,30 +22,12 @@ import {
 } from "../models/model.ts";
 
 const TINY: Partial<ModelConfig> = {
-  vocabSize: 32,
-  blockSize: 8,
-  nLayer: 4,
-  nHead: 2,
-  nEmbd: 16,
-  hidden: 32,
-  nExperts: 4,
+  ...TINY_MODEL,
   capacityFactor: 8, // nothing drops
   evalCapacityFactor: 8,
 };
 
-const CASES: [string, Partial<ModelConfig>][] = [
-  ["dense", { variant: "dense" }],
-  ["top1", { variant: "top1" }],
-  ["top2", { variant: "top2" }],
-  ["se", { variant: "se" }],
-  ["dgmoe", { variant: "dgmoe" }],
-  ["scmoe-pos1", { variant: "scmoe", pos: 1 }],
-  ["scmoe-pos2", { variant: "scmoe", pos: 2 }],
-  ["scmoe-pos3", { variant: "scmoe", pos: 3 }],
-  ["scmoe-pos2-add", { variant: "scmoe", pos: 2, combiner: "add" }],
-  ["scmoe-pos2-cg2", { variant: "scmoe", pos: 2, combiner: "cg2" }],
-  ["scmoe-every-block", { variant: "scmoe", moeEvery: 1 }],
-];
+const CASES = VARIANT_CASES;
 
 const B = 4, T = 8;
 

@@ -8,6 +8,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { createMemoryGroup } from "../collectives/memory.ts";
+import { TINY_MODEL, VARIANT_CASES } from "./helpers/tiny_model.ts";
 import { setupBackend } from "../models/backend.ts";
 import { type ModelConfig, resolveConfig } from "../models/config.ts";
 import type { Batch } from "../models/data.ts";
@@ -28,28 +29,11 @@ import {
 import type { ScheduleOptions } from "../models/scheduler.ts";
 
 const TINY: Partial<ModelConfig> = {
-  vocabSize: 32,
-  blockSize: 8,
-  nLayer: 4,
-  nHead: 2,
-  nEmbd: 16,
-  hidden: 32,
-  nExperts: 4,
+  ...TINY_MODEL,
   capacityFactor: 1.5, // some tokens drop: the schedule must not change which
 };
 
-const VARIANTS: [string, Partial<ModelConfig>][] = [
-  ["dense", { variant: "dense" }],
-  ["top1", { variant: "top1" }],
-  ["top2", { variant: "top2" }],
-  ["se", { variant: "se" }],
-  ["dgmoe", { variant: "dgmoe" }],
-  ["scmoe-pos1", { variant: "scmoe", pos: 1 }],
-  ["scmoe-pos2", { variant: "scmoe", pos: 2 }],
-  ["scmoe-pos3", { variant: "scmoe", pos: 3 }],
-  ["scmoe-pos2-cg2", { variant: "scmoe", pos: 2, combiner: "cg2" }],
-  ["scmoe-every-block", { variant: "scmoe", moeEvery: 1 }],
-];
+const VARIANTS = VARIANT_CASES;
 
 const B = 4, T = 8, SIZE = 2;
 
