@@ -5,8 +5,7 @@
  * @module
  */
 import type { ActorHandle, CallClient } from "./client.ts";
-import type { Communicator } from "../collectives/types.ts";
-import type { GroupRegistry } from "./groups.ts";
+import type { GroupCommunicator, GroupRegistry } from "./groups.ts";
 import type { DeviceSpec } from "./protocol.ts";
 import { RuntimeStateError } from "./errors.ts";
 
@@ -64,6 +63,6 @@ export async function lookupActor<T>(client: CallClient, name: string): Promise<
  * }
  * ```
  */
-export function joinGroup(groupId: string, timeoutMs?: number): Promise<Communicator> {
+export function joinGroup(groupId: string, timeoutMs?: number): Promise<GroupCommunicator> {
   return actorContext().groups.join(groupId, timeoutMs);
 }

@@ -5,13 +5,16 @@
  * @module
  */
 import { createCommunicator } from "../collectives/mod.ts";
-import type { Communicator, GroupSpec } from "../collectives/types.ts";
+import type { CommStats, Communicator, GroupSpec } from "../collectives/types.ts";
 import { RuntimeStateError } from "./errors.ts";
+
+/** A joined group's communicator, with its transport's counters (e.g. frames dropped). */
+export type GroupCommunicator = Communicator & { stats(): Promise<CommStats> };
 
 interface GroupEntry {
   members: string[];
   spec?: GroupSpec;
-  comm?: Promise<Communicator>;
+  comm?: Promise<GroupCommunicator>;
   specWaiters: ((spec: GroupSpec) => void)[];
 }
 
@@ -40,7 +43,7 @@ export class GroupRegistry {
   }
 
   /** Joins group `groupId` (once; later calls return the same communicator). */
-  join(groupId: string, timeoutMs = 30_000): Promise<Communicator> {
+  join(groupId: string, timeoutMs = 30_000): Promise<GroupCommunicator> {
     const e = this.#entry(groupId);
     if (!e.comm) {
       e.comm = new Promise<GroupSpec>((resolve, reject) => {
@@ -67,7 +70,13 @@ export class GroupRegistry {
     for (const e of this.#groups.values()) {
       const rank = e.members.indexOf(actorId);
       if (rank < 0 || !e.comm) continue;
-      e.comm.then((c) => c.markPeerDied(rank, reason), () => {});
+      e.comm.then((c) => {
+        try {
+          c.markPeerDied(rank, reason);
+        } catch {
+          // A communicator the actor already closed has no calls left to fail.
+        }
+      }, () => {});
     }
   }
 

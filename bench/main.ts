@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<(args: string[]) => Promise<void>>> 
   overlap: async () => (await import("./overlap.ts")).runOverlapBench,
   scenarios: async () => (await import("./scenarios.ts")).runScenariosBench,
   report: async () => (await import("./report.ts")).runReportBench,
+  faults: async () => (await import("./faults.ts")).runFaultsBench,
 };
 
 const [name, ...rest] = Deno.args;

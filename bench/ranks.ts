@@ -1,11 +1,12 @@
 /**
  * The driver's side of expert-parallel ranks: start N {@linkcode RankActor}s
- * as one collective group, call a method on all of them at once, and move a
- * checkpoint between them and disk (the driver is the single writer).
+ * as one collective group, call a method on all of them at once, re-form the
+ * group after a rank died, and move a checkpoint between them and disk (the
+ * driver is the single writer).
  *
  * @module
  */
-import { createGroup, get, type ObjectRef, remote } from "../actors/mod.ts";
+import { ActorDiedError, createGroup, get, type ObjectRef, remote } from "../actors/mod.ts";
 import type { ActorHandle } from "../actors/mod.ts";
 import {
   type CheckpointContents,
@@ -23,16 +24,35 @@ const Rank = remote<typeof RankActor>(
   "RankActor",
 );
 
+/** Options of {@linkcode RankGroup.start}. */
+export interface RankGroupOptions {
+  /** Times each rank actor is restarted by the runtime after dying (default 0). */
+  maxRestarts?: number;
+  /** Deadline of every collective call, in milliseconds (default 120 s). */
+  collectiveTimeoutMs?: number;
+}
+
+type RankBase = Omit<RankConfig, "rank" | "size" | "groupId">;
+
 /** N rank actors forming one group, rank i being `handles[i]`. */
 export class RankGroup {
-  /** The actors, by rank. */
-  readonly handles: ActorHandle<RankActor>[];
   /** The resolved model config they share. */
   readonly model: ModelConfig;
+  #handles: ActorHandle<RankActor>[];
+  #groupId = "";
+  readonly #base: RankBase;
+  readonly #options: RankGroupOptions;
 
-  private constructor(handles: ActorHandle<RankActor>[], model: ModelConfig) {
-    this.handles = handles;
+  private constructor(
+    handles: ActorHandle<RankActor>[],
+    model: ModelConfig,
+    base: RankBase,
+    options: RankGroupOptions,
+  ) {
+    this.#handles = handles;
     this.model = model;
+    this.#base = base;
+    this.#options = options;
   }
 
   /**
@@ -43,27 +63,76 @@ export class RankGroup {
    * @returns the group and the parameter count of each rank.
    */
   static async start(
-    base: Omit<RankConfig, "rank" | "size" | "groupId">,
+    base: RankBase,
     size: number,
     model: ModelConfig,
+    options: RankGroupOptions = {},
   ): Promise<{ group: RankGroup; paramCounts: number[] }> {
-    const groupId = `ranks-${crypto.randomUUID().slice(0, 8)}`;
-    const handles = await Promise.all(
-      Array.from({ length: size }, (_, rank) => Rank.remote({ ...base, rank, size, groupId })),
+    const group = new RankGroup([], model, base, options);
+    const groupId = newGroupId();
+    group.#handles = await Promise.all(
+      Array.from({ length: size }, (_, rank) => group.#spawn(rank, size, groupId)),
     );
-    if (size > 1) createGroup(handles, { groupId, timeoutMs: 120_000 });
-    const group = new RankGroup(handles, model);
-    return { group, paramCounts: await group.all((r) => r.setup()) };
+    return { group, paramCounts: await group.#form(groupId) };
+  }
+
+  /** The actors, by rank (a rank replaced by {@linkcode RankGroup.regroup} has a new handle). */
+  get handles(): readonly ActorHandle<RankActor>[] {
+    return this.#handles;
+  }
+
+  /** The collective group the ranks form now (a new one after each {@linkcode RankGroup.regroup}). */
+  get groupId(): string {
+    return this.#groupId;
   }
 
   /** Number of ranks. */
   get size(): number {
-    return this.handles.length;
+    return this.#handles.length;
   }
 
   /** Calls `fn` on every rank at once and waits for all results, by rank. */
   all<T>(fn: (rank: ActorHandle<RankActor>, index: number) => ObjectRef<T>): Promise<T[]> {
-    return get(this.handles.map(fn));
+    return get(this.#handles.map(fn));
+  }
+
+  /**
+   * After a rank died or a collective failed: waits for every rank to be
+   * alive (the runtime restarts dead ones up to `maxRestarts`; a rank past
+   * its restarts is replaced by a new actor), makes them a new group and
+   * sets every rank up afresh in it. The model is then as initialized:
+   * {@linkcode RankGroup.load} a checkpoint to go on.
+   *
+   * @returns the incarnation of each rank (0 for a new actor).
+   */
+  async regroup(): Promise<number[]> {
+    const groupId = newGroupId();
+    const size = this.size;
+    this.#handles = await Promise.all(this.#handles.map(async (handle, rank) => {
+      try {
+        await handle.incarnation();
+        return handle;
+      } catch (e) {
+        if (!(e instanceof ActorDiedError)) throw e;
+        return await this.#spawn(rank, size, groupId);
+      }
+    }));
+    await this.#form(groupId);
+    return await this.all((r) => r.incarnation());
+  }
+
+  /** Creates the actor of `rank`. */
+  #spawn(rank: number, size: number, groupId: string): Promise<ActorHandle<RankActor>> {
+    return Rank.options({ maxRestarts: this.#options.maxRestarts ?? 0 })
+      .remote({ ...this.#base, rank, size, groupId });
+  }
+
+  /** Makes the live ranks group `groupId` and sets them up in it; returns their parameter counts. */
+  #form(groupId: string): Promise<number[]> {
+    const timeoutMs = this.#options.collectiveTimeoutMs ?? 120_000;
+    this.#groupId = groupId;
+    if (this.size > 1) createGroup(this.#handles, { groupId, timeoutMs });
+    return this.all((r) => r.setup(groupId));
   }
 
   /**
@@ -103,4 +172,9 @@ export class RankGroup {
       }, contents.state.step)
     );
   }
+}
+
+/** A fresh, job-unique group name. */
+function newGroupId(): string {
+  return `ranks-${crypto.randomUUID().slice(0, 8)}`;
 }

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { init, shutdown } from "../actors/mod.ts";
+import { ActorDiedError, init, type InitOptions, RemoteError, shutdown } from "../actors/mod.ts";
 import { type CheckpointContents, checkpointName, loadLatestValid } from "../models/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
 import {
@@ -41,7 +41,41 @@ export interface TrainSummary {
   stepMs: number;
   /** Global tokens per second over this invocation's steps. */
   tokensPerS: number;
+  /** Recoveries from dead ranks or failed collectives, in order. */
+  recoveries: Recovery[];
+  /** Steps (1-based) skipped for a NaN or infinite loss or gradient. */
+  skippedSteps: number[];
 }
+
+/** One recovery: the lost ranks restarted, the group re-formed, the last checkpoint reloaded. */
+export interface Recovery {
+  /** The step (1-based) that failed. */
+  step: number;
+  /** What failed, one line. */
+  reason: string;
+  /** Epoch milliseconds when the driver saw the failure. */
+  detectedAt: number;
+  /** Epoch milliseconds when the ranks were back, at the checkpoint, ready to train. */
+  recoveredAt: number;
+  /** The step training went on from (that of the checkpoint reloaded; 0 without one). */
+  resumedFrom: number;
+  /** Steps completed before the failure and trained again: `step - 1 - resumedFrom`. */
+  stepsRedone: number;
+  /** Incarnation of each rank afterwards (above 0: restarted by the runtime). */
+  incarnations: number[];
+}
+
+/** The run stopped on faults it may not survive (recovery budget spent, NaN steps in a row). */
+export class TrainingStopped extends Error {
+  /** Makes the error; the message is one line. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TrainingStopped";
+  }
+}
+
+/** Exit code of the CLI when the run stopped on faults ({@linkcode TrainingStopped}). */
+export const EXIT_STOPPED = 3;
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -49,6 +83,14 @@ export interface TrainOptions {
   checkpoints?: boolean;
   /** Progress bar and messages (default true). */
   verbose?: boolean;
+  /** Runtime options besides the cluster (credentials, heartbeat timeout). */
+  init?: Omit<InitOptions, "cluster">;
+  /** Deadline of every collective call in milliseconds (default 120 s). */
+  collectiveTimeoutMs?: number;
+  /** Called after each completed step (1-based), e.g. to observe or inject faults. */
+  onStep?: (step: number, group: RankGroup) => void | Promise<void>;
+  /** Test-only fault injection: 0-based steps whose gradient rank 0 poisons with NaN. */
+  nanGradSteps?: number[];
 }
 
 /**
@@ -71,9 +113,9 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
   await Deno.mkdir(flags.out, { recursive: true });
   const metricsPath = `${flags.out}/metrics.jsonl`;
   await keepMetricsUpTo(metricsPath, start);
-  using metrics = new MetricsWriter(metricsPath);
+  let metrics = new MetricsWriter(metricsPath);
 
-  await init({ cluster: flags.cluster });
+  await init({ ...options.init, cluster: flags.cluster });
   try {
     const { group, paramCounts } = await RankGroup.start(
       {
@@ -82,9 +124,11 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
         backend: flags.backend,
         data: { seq: flags.seq, batch: flags.batch },
         optimizer: { lr: flags.lr, warmup: warmupSteps(flags.steps), total: flags.steps },
+        nanGradSteps: options.nanGradSteps,
       },
       flags.ranks,
       model,
+      { maxRestarts: flags.maxRestarts, collectiveTimeoutMs: options.collectiveTimeoutMs },
     );
     say(
       `${describe(flags)}: ${flags.ranks} ${flags.cluster} ranks, ` +
@@ -105,43 +149,103 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       const [loss] = await group.all((r) => r.evaluate(VAL_BATCHES));
       return loss;
     };
-
     const bar = verbose ? new ProgressBar({ total: flags.steps }) : null;
-    const stepMs: number[] = [];
-    let tokens = 0;
-    for (let step = start; step < flags.steps; step++) {
-      const s0 = performance.now();
-      const ranks = await group.all((r) => r.trainStep(step));
-      const ms = performance.now() - s0;
-      const stepTokens = ranks.reduce((n, m) => n + m.tokens, 0);
-      stepMs.push(ms);
-      tokens += stepTokens;
-      const done = step + 1;
-      const m = ranks[0];
-      const record: Record<string, number> = {
-        step: done,
-        loss: m.loss,
-        lm_loss: m.lmLoss,
-        aux_loss: m.auxLoss,
-        tokens_per_s: stepTokens / (ms / 1000),
-        drop_rate: m.dropRate,
-        lr: m.lr,
-        grad_norm: m.gradNorm,
-        step_ms: ms,
+    /** Re-forms the group at the last checkpoint (or the start); returns its step. */
+    const recover = async (failed: number, reason: string): Promise<Recovery> => {
+      const detectedAt = Date.now();
+      bar?.done();
+      say(`warning: step ${failed}: ${reason}; restarting ranks from the last checkpoint`);
+      const incarnations = await group.regroup();
+      const latest = checkpoints ? (await loadLatestValid(flags.out))?.contents : undefined;
+      const point = latest ?? resumed;
+      if (point) await group.load(point);
+      const resumedFrom = point?.state.step ?? 0;
+      metrics.close();
+      await keepMetricsUpTo(metricsPath, resumedFrom);
+      metrics = new MetricsWriter(metricsPath);
+      say(`recovered at step ${resumedFrom} (rank incarnations ${incarnations.join(", ")})`);
+      return {
+        step: failed,
+        reason,
+        detectedAt,
+        recoveredAt: Date.now(),
+        resumedFrom,
+        stepsRedone: failed - 1 - resumedFrom,
+        incarnations,
       };
-      bar?.update({ step: done, loss: m.loss, tokensPerS: record.tokens_per_s });
-      if (flags.evalEvery > 0 && done % flags.evalEvery === 0 && done < flags.steps) {
-        record.val_loss = await validate();
-        record.val_ppl = Math.exp(record.val_loss);
-        bar?.done();
-        say(
-          `step ${done}: validation loss ${record.val_loss.toFixed(4)}, ` +
-            `perplexity ${record.val_ppl.toFixed(2)}`,
-        );
-      }
-      metrics.append(record);
-      if (flags.ckptEvery > 0 && done % flags.ckptEvery === 0 && done < flags.steps) {
-        await save(done);
+    };
+
+    const stepMs: number[] = [];
+    const recoveries: Recovery[] = [];
+    const skippedSteps: number[] = [];
+    let badInARow = 0;
+    let tokens = 0;
+    for (let step = start; step < flags.steps;) {
+      const done = step + 1;
+      try {
+        const s0 = performance.now();
+        const ranks = await group.all((r) => r.trainStep(step));
+        const ms = performance.now() - s0;
+        const stepTokens = ranks.reduce((n, m) => n + m.tokens, 0);
+        stepMs.push(ms);
+        tokens += stepTokens;
+        const m = ranks[0];
+        const record: Record<string, number> = {
+          step: done,
+          loss: m.loss,
+          lm_loss: m.lmLoss,
+          aux_loss: m.auxLoss,
+          tokens_per_s: stepTokens / (ms / 1000),
+          drop_rate: m.dropRate,
+          lr: m.lr,
+          grad_norm: m.gradNorm,
+          step_ms: ms,
+        };
+        if (m.skipped) {
+          record.skipped = 1;
+          skippedSteps.push(done);
+          badInARow++;
+          bar?.done();
+          say(
+            `warning: step ${done}: loss ${m.loss}, gradient norm ${m.gradNorm} ` +
+              `(NaN or infinite); step skipped, parameters and optimizer state unchanged`,
+          );
+          if (badInARow >= flags.maxBadSteps) {
+            metrics.append(record);
+            throw new TrainingStopped(
+              `${badInARow} NaN/Inf steps in a row (steps ${done - badInARow + 1}-${done}); ` +
+                `stopping (--max-bad-steps ${flags.maxBadSteps})`,
+            );
+          }
+        } else badInARow = 0;
+        bar?.update({ step: done, loss: m.loss, tokensPerS: record.tokens_per_s });
+        if (flags.evalEvery > 0 && done % flags.evalEvery === 0 && done < flags.steps) {
+          record.val_loss = await validate();
+          record.val_ppl = Math.exp(record.val_loss);
+          bar?.done();
+          say(
+            `step ${done}: validation loss ${record.val_loss.toFixed(4)}, ` +
+              `perplexity ${record.val_ppl.toFixed(2)}`,
+          );
+        }
+        metrics.append(record);
+        if (flags.ckptEvery > 0 && done % flags.ckptEvery === 0 && done < flags.steps) {
+          await save(done);
+        }
+        await options.onStep?.(done, group);
+        step = done;
+      } catch (e) {
+        if (!survivable(e)) throw e;
+        const reason = (e as Error).message.split("\n")[0];
+        if (recoveries.length >= flags.maxRestarts) {
+          throw new TrainingStopped(
+            `step ${done}: ${reason}; recovery budget spent ` +
+              `(--max-restarts ${flags.maxRestarts}, ${recoveries.length} used)`,
+          );
+        }
+        const r = await recover(done, reason);
+        recoveries.push(r);
+        step = r.resumedFrom;
       }
     }
     bar?.done();
@@ -156,10 +260,21 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       wallS: (performance.now() - t0) / 1000,
       stepMs: stepMs.length ? stepMs.toSorted((a, b) => a - b)[stepMs.length >> 1] : NaN,
       tokensPerS: tokens / (stepMs.reduce((a, b) => a + b, 0) / 1000),
+      recoveries,
+      skippedSteps,
     };
   } finally {
+    metrics.close();
     await shutdown();
   }
+}
+
+/** Errors of a lost rank or a failed collective, which a recovery from the last checkpoint may cure. */
+function survivable(e: unknown): boolean {
+  if (e instanceof ActorDiedError) return true;
+  return e instanceof RemoteError &&
+    ["PeerDiedError", "CollectiveTimeoutError", "CommunicatorClosedError", "ActorDiedError"]
+      .includes(e.remoteName);
 }
 
 /** Linear warm-up over the first 5% of the steps (none for a 1-step run). */
@@ -260,9 +375,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     summary = await train(flags);
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
+    if (!(e instanceof UsageError || e instanceof TrainingStopped)) throw e;
     console.error(`error: ${e.message}`);
-    return 2;
+    return e instanceof UsageError ? 2 : EXIT_STOPPED;
   }
   if (flags.json) console.log(JSON.stringify(summary));
   else {

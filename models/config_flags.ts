@@ -133,6 +133,13 @@ export interface TrainFlags extends SizePreset {
   out: string;
   /** Steps between checkpoints (`--ckpt-every`, default 0: at the end only). */
   ckptEvery: number;
+  /**
+   * Recoveries allowed after a rank dies or its collectives fail (`--max-restarts`,
+   * default 2): each restarts the lost ranks and reloads the last checkpoint.
+   */
+  maxRestarts: number;
+  /** Non-finite (NaN or infinite) steps in a row that stop the run (`--max-bad-steps`, default 5). */
+  maxBadSteps: number;
   /** Continue from the latest valid checkpoint in `out` (`--resume`). */
   resume: boolean;
   /** Print the final result as JSON (`--json`). */
@@ -159,6 +166,9 @@ const FLAG_HELP = {
   resume: "continue from the latest valid checkpoint in --out (needs --out)",
   "ckpt-every": "steps between checkpoints, a non-negative integer (default 0: at the end only)",
   "eval-every": "steps between validation passes, a non-negative integer (0: at the end only)",
+  "max-restarts":
+    "recoveries from a dead rank or failed collective, a non-negative integer (default 2)",
+  "max-bad-steps": "NaN/Inf steps in a row that stop the run, a positive integer (default 5)",
   experts: "experts per MoE layer, a positive integer (default from --size)",
   "capacity-factor": `expert capacity factor, a positive number (default ${DEFAULT_CF})`,
   json: "print the final result as JSON",
@@ -231,6 +241,8 @@ export function parseTrainFlags(args: string[], now: Date = new Date()): TrainFl
     out: one("out") ??
       `runs/${variant === "scmoe" ? `scmoe-pos${posText ?? 2}` : variant}-${stamp(now)}`,
     ckptEvery: integer(one("ckpt-every"), "ckpt-every", 0, 0),
+    maxRestarts: integer(one("max-restarts"), "max-restarts", 2, 0),
+    maxBadSteps: integer(one("max-bad-steps"), "max-bad-steps", 5, 1),
     resume: values.resume !== undefined,
     json: values.json !== undefined,
     help: values.help !== undefined,

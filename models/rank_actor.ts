@@ -23,13 +23,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { joinGroup } from "../actors/mod.ts";
-import type { Communicator } from "../collectives/types.ts";
+import { actorContext, joinGroup } from "../actors/mod.ts";
+import type { GroupCommunicator } from "../actors/groups.ts";
 import { type BackendName, setupBackend } from "./backend.ts";
 import { expertIndex, type HostTensor } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { brownData, type WindowSampler } from "./data.ts";
-import { createModel, evaluate, forward, type Model, trainStep } from "./model.ts";
+import { createModel, disposeModel, evaluate, forward, type Model, trainStep } from "./model.ts";
 import { AdamW, clipScale, localGradSquares, warmupCosine } from "./optimizer.ts";
 
 /** Everything a rank needs to build itself; plain data. */
@@ -66,6 +66,11 @@ export interface RankConfig {
    * N-rank run gate for gate passes N (see `RunOptions.groups`).
    */
   groups?: number;
+  /**
+   * Test-only fault injection: at these 0-based steps rank 0 poisons one of
+   * its gradients with NaN (to exercise the skipping of non-finite steps).
+   */
+  nanGradSteps?: number[];
 }
 
 /** What one training step reports; losses are means over the global batch. */
@@ -86,6 +91,11 @@ export interface StepMetrics {
   tokens: number;
   /** Milliseconds of this rank's forward, backward and update. */
   computeMs: number;
+  /**
+   * True when the loss or a gradient on some rank was NaN or infinite: the
+   * step was skipped on every rank (no update, optimizer state untouched).
+   */
+  skipped: boolean;
 }
 
 /** A rank's tensors for a checkpoint: host arrays by role name, experts by global index. */
@@ -101,7 +111,7 @@ export interface ShardData {
 /** A rank of expert-parallel training and inference, run as an actor. */
 export class RankActor {
   readonly #cfg: RankConfig;
-  #comm: Communicator | undefined;
+  #comm: GroupCommunicator | undefined;
   #model: Model | undefined;
   #opt: AdamW | undefined;
   #train: WindowSampler | undefined;
@@ -114,16 +124,21 @@ export class RankActor {
 
   /**
    * Starts the backend, joins the group (when N > 1), builds the model, the
-   * data samplers and the optimizer.
+   * data samplers and the optimizer. Called again (after a peer died), it
+   * drops the model, optimizer and communicator and builds them afresh in
+   * group `groupId`, which the driver made anew for the restarted ranks.
    *
    * @returns this rank's parameter count (dense + its experts).
    */
-  async setup(): Promise<number> {
-    const { backend, groupId, model, rank, size, seed, data, optimizer } = this.#cfg;
+  async setup(groupId: string = this.#cfg.groupId): Promise<number> {
+    const { backend, model, rank, size, seed, data, optimizer } = this.#cfg;
+    this.#release();
     await setupBackend(backend);
     if (size > 1) this.#comm = await joinGroup(groupId);
     this.#model = createModel(model, { rank, size, seed });
-    ({ train: this.#train, val: this.#val } = await brownData({ seed, seq: data.seq }));
+    if (!this.#train) {
+      ({ train: this.#train, val: this.#val } = await brownData({ seed, seq: data.seq }));
+    }
     this.#opt = new AdamW(this.#model.params, {
       lr: warmupCosine({ peak: optimizer.lr, warmup: optimizer.warmup, total: optimizer.total }),
       weightDecay: optimizer.weightDecay,
@@ -131,10 +146,22 @@ export class RankActor {
     return [...this.#model.params.values()].reduce((n, p) => n + p.size, 0);
   }
 
+  /** How many times the runtime restarted this actor (0 for the first incarnation). */
+  incarnation(): number {
+    return actorContext().incarnation;
+  }
+
+  /** Frames this rank's communicator dropped as malformed or foreign (0 without a group). */
+  async droppedFrames(): Promise<number> {
+    return this.#comm ? (await this.#comm.stats()).droppedFrames : 0;
+  }
+
   /**
    * Trains on this rank's share of global batch `step` (0-based; it also
    * keys the gate noise): forward, backward, dense all-reduce, global-norm
-   * clipping across ranks, AdamW update.
+   * clipping across ranks, AdamW update. When the loss or a gradient is NaN
+   * or infinite on any rank, every rank skips the update (the decision is
+   * summed over the group, so all ranks agree) and reports `skipped`.
    */
   async trainStep(step: number): Promise<StepMetrics> {
     const model = this.#ready();
@@ -146,9 +173,13 @@ export class RankActor {
       groups: this.#cfg.groups,
     });
     try {
+      if (this.#cfg.rank === 0 && this.#cfg.nanGradSteps?.includes(step)) poison(result.grads);
       const { dense, expert } = localGradSquares(result.grads);
-      const gradNorm = Math.sqrt(dense + (await this.#sum(expert, `train/${step}/expert-sq`)));
-      const lr = this.#opt!.update(
+      const bad = Number.isFinite(result.loss) && Number.isFinite(dense) ? 0 : 1;
+      const [expertSq, badRanks] = await this.#sum([expert, bad], `train/${step}/expert-sq`);
+      const gradNorm = Math.sqrt(dense + expertSq);
+      const skipped = badRanks > 0 || !Number.isFinite(gradNorm);
+      const lr = skipped ? NaN : this.#opt!.update(
         result.grads,
         clipScale(gradNorm, this.#cfg.optimizer.clip ?? 1),
       );
@@ -161,6 +192,7 @@ export class RankActor {
         lr,
         tokens: batch.rows * (batch.cols - 1),
         computeMs: performance.now() - t0,
+        skipped,
       };
     } finally {
       tf.dispose([...result.grads.values()]);
@@ -240,6 +272,14 @@ export class RankActor {
     return data;
   }
 
+  /** Frees the model, optimizer state and communicator of a previous `setup`. */
+  #release(): void {
+    if (this.#model) disposeModel(this.#model);
+    this.#opt?.dispose();
+    this.#comm?.close().catch(() => {});
+    this.#model = this.#opt = this.#comm = undefined;
+  }
+
   #ready(): Model {
     if (!this.#model) throw new Error("RankActor: call setup() first");
     return this.#model;
@@ -249,9 +289,16 @@ export class RankActor {
     return { batch: this.#cfg.data.batch, rank: this.#cfg.rank, size: this.#cfg.size };
   }
 
-  /** Sums a number over the group (itself without one), in float32. */
-  async #sum(x: number, tag: string): Promise<number> {
-    if (!this.#comm) return x;
-    return (await this.#comm.allreduce(new Float32Array([x]), "sum", { tag }))[0];
+  /** Sums numbers over the group (themselves without one), in float32. */
+  async #sum(xs: number[], tag: string): Promise<number[]> {
+    if (!this.#comm) return xs;
+    return [...await this.#comm.allreduce(new Float32Array(xs), "sum", { tag })];
   }
+}
+
+/** Test-only fault: turns the first gradient into NaNs, in place of the original. */
+function poison(grads: Map<string, tf.Tensor>): void {
+  const [name, grad] = grads.entries().next().value!;
+  grads.set(name, tf.mul(grad, NaN));
+  grad.dispose();
 }

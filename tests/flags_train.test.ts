@@ -25,6 +25,8 @@ Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
     capacityFactor: 2,
     out: "runs/scmoe-pos2-20250102T030405",
     ckptEvery: 0,
+    maxRestarts: 2,
+    maxBadSteps: 5,
     resume: false,
     json: false,
     help: false,
@@ -65,6 +67,9 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     "8",
     "--capacity-factor",
     "2.5",
+    "--max-restarts",
+    "0",
+    "--max-bad-steps=9",
     "--json",
   ]);
   assert.deepEqual(f, {
@@ -83,6 +88,8 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     seed: 0,
     out: "/tmp/x",
     ckptEvery: 5,
+    maxRestarts: 0,
+    maxBadSteps: 9,
     resume: true,
     evalEvery: 0,
     experts: 8,
@@ -126,6 +133,8 @@ Deno.test("numbers: integers, ranges and positive reals", () => {
   rejects(["--seq", ""], '--seq must be a positive integer (got "")');
   rejects(["--seed", "x"], '--seed must be a non-negative integer (got "x")');
   rejects(["--eval-every=-1"], '--eval-every must be a non-negative integer (got "-1")');
+  rejects(["--max-restarts=-1"], '--max-restarts must be a non-negative integer (got "-1")');
+  rejects(["--max-bad-steps", "0"], '--max-bad-steps must be a positive integer (got "0")');
   rejects(
     ["--experts", "99999999999999999999"],
     '--experts must be a positive integer (got "99999999999999999999")',
@@ -165,7 +174,8 @@ Deno.test("flags that do not fit together", () => {
 
 Deno.test("parser errors become one-line usage errors", () => {
   const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, --size, --steps, " +
-    "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --experts, --capacity-factor, " +
+    "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --max-restarts, " +
+    "--max-bad-steps, --experts, --capacity-factor, " +
     "--json, --help";
   rejects(["--varient", "top1"], `unknown flag --varient (flags: ${all})`);
   rejects(["-v"], `unknown flag -v (flags: ${all})`);
@@ -185,7 +195,7 @@ Deno.test("parser errors become one-line usage errors", () => {
 Deno.test("usage lists every flag once", () => {
   const text = trainUsage();
   assert.ok(text.startsWith("usage: deno task train [flags]\n"));
-  assert.equal(text.split("\n").length, 21);
+  assert.equal(text.split("\n").length, 23);
   assert.match(
     text,
     /^ {2}--capacity-factor X {3}expert capacity factor, a positive number \(default 2\)$/m,
