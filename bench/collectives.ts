@@ -2,7 +2,10 @@
  * `deno task bench collectives [--json] [--quick]`: time, algbw and busbw of
  * the collectives (nccl-tests convention, see ANCHORS.md) over `local`
  * Workers and `nats`, with and without an emulated link, plus a plain
- * single-stream NATS publish/subscribe measured in the same run. Every rank
+ * single-stream NATS publish/subscribe measured in the same run: a long
+ * stream for context, and after each unshaped NATS all-to-all a stream of the
+ * same bytes, so `pct_of_plain_pubsub` is the median of call-by-call ratios
+ * taken under the same load (the machine is shared). Every rank
  * runs on its own communication Worker; a nats rank has its own connection,
  * and all nats traffic crosses one nats-server (the bound of every nats figure).
  *
@@ -39,35 +42,62 @@ interface Row {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Inputs of one call of `op` on every rank, `bytes` per rank (alltoall: send buffer; allgather: output). */
+/**
+ * Inputs of one call of `op` on every rank, `bytes` per rank (alltoall: send
+ * buffer; allgather: output). They are written once, as real inputs are, so
+ * that first-touch page faults of fresh memory fall outside the clock.
+ */
 function inputs(n: number, op: Op, bytes: number): Float32Array[][] {
   const floats = Math.floor(bytes / 4 / n);
   const per = op === "alltoall" ? n : 1;
   const len = op === "allreduce" ? floats * n : floats;
-  return Array.from({ length: n }, () => Array.from({ length: per }, () => new Float32Array(len)));
+  return Array.from(
+    { length: n },
+    () => Array.from({ length: per }, () => new Float32Array(len).fill(1)),
+  );
 }
 
-/** One call of `op` on every rank. */
-function runOp(group: Communicator[], op: Op, input: Float32Array[][]): Promise<unknown> {
-  return Promise.all(group.map((c, r) => {
-    if (op === "alltoall") return c.alltoallv(input[r]);
-    if (op === "allgather") return c.allgather(input[r][0]);
-    return c.allreduce(input[r][0], "sum");
+/**
+ * One call of `op` on every rank; resolves with the next call's inputs made
+ * of this call's outputs, as a training loop reuses its buffers (a `local`
+ * all-to-all then moves the same buffers round and round, with nothing for
+ * the allocator and the garbage collector to do inside the clock).
+ */
+async function runOp(
+  group: Communicator[],
+  op: Op,
+  input: Float32Array[][],
+): Promise<Float32Array[][]> {
+  return await Promise.all(group.map(async (c, r) => {
+    if (op === "alltoall") return await c.alltoallv(input[r]);
+    if (op === "allgather") return [(await c.allgather(input[r][0]))[r]];
+    return [await c.allreduce(input[r][0], "sum")];
   }));
 }
 
-/** Median time of `reps` calls; inputs are made before the clock starts. */
-async function timeOp(group: Communicator[], op: Op, bytes: number, reps: number) {
-  await runOp(group, op, inputs(group.length, op, bytes)); // warm-up
-  const ms: number[] = [];
+/**
+ * Times in ms of `reps` calls after a warm-up; inputs are made before the
+ * clock starts. `paired`, when given, runs right after each call (outside its
+ * clock) and its results come back too, so that a reference measured under
+ * the same load as each call can be compared call by call.
+ */
+async function timeOp(
+  group: Communicator[],
+  op: Op,
+  bytes: number,
+  reps: number,
+  paired?: () => Promise<number>,
+): Promise<{ ms: number[]; paired: number[] }> {
+  let input = await runOp(group, op, inputs(group.length, op, bytes)); // warm-up
+  const out = { ms: [] as number[], paired: [] as number[] };
   for (let i = 0; i < reps; i++) {
-    const input = inputs(group.length, op, bytes);
     await Promise.all(group.map((c) => c.barrier()));
     const t0 = performance.now();
-    await runOp(group, op, input);
-    ms.push(performance.now() - t0);
+    input = await runOp(group, op, input);
+    out.ms.push(performance.now() - t0);
+    if (paired) out.paired.push(await paired());
   }
-  return median(ms);
+  return out;
 }
 
 function localGroup(link?: LinkModel): Promise<Communicator[]> {
@@ -107,7 +137,7 @@ async function plainPubSub(url: string, total: number, msgBytes: number): Promis
     });
   });
   await sub.flush();
-  const payload = new Uint8Array(msgBytes);
+  const payload = new Uint8Array(msgBytes).fill(1);
   t0 = performance.now();
   for (let i = 0; i < count; i++) {
     pub.publish("plain", payload);
@@ -128,9 +158,16 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
   const sizes = quick
     ? [64 << 10, 1 << 20, 8 << 20]
     : [4 << 10, 64 << 10, 1 << 20, 8 << 20, 32 << 20];
-  const shapedSizes = quick ? [1 << 20] : [1 << 20, 8 << 20];
+  // The zero-copy target is for 8 MiB to each peer: RANKS * 8 MiB per rank.
+  const perPeerTarget = RANKS * (8 << 20);
+  const sizesOf = (transport: string, op: Op, shaped: boolean) =>
+    shaped
+      ? (quick ? [1 << 20] : [1 << 20, 8 << 20])
+      : transport === "local" && op === "alltoall" && !sizes.includes(perPeerTarget)
+      ? [...sizes, perPeerTarget]
+      : sizes;
   const ops: Op[] = ["alltoall", "allreduce", "allgather"];
-  const reps = quick ? 3 : 7;
+  const reps = quick ? 5 : 9;
   const rows: Row[] = [];
   const emit = (c: string, metric: string, value: number, unit: string) => {
     const row: Row = { bench: "collectives", case: c, metric, value: +value.toFixed(3), unit };
@@ -140,8 +177,11 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
 
   const server = await startNatsServer({ maxPayload: MAX_PAYLOAD, token: null });
   try {
-    const plain = await plainPubSub(server.url, quick ? 64 << 20 : 256 << 20, 1 << 20);
-    emit("nats/pubsub/1048576/unshaped", "plain_pubsub_mb_per_s", plain, "MB/s");
+    const streams = [];
+    for (let i = 0; i < 3; i++) {
+      streams.push(await plainPubSub(server.url, quick ? 64 << 20 : 256 << 20, 1 << 20));
+    }
+    emit("nats/pubsub/1048576/unshaped", "plain_pubsub_mb_per_s", median(streams), "MB/s");
     for (const transport of ["local", "nats"] as const) {
       for (const shaped of [false, true]) {
         const link = shaped ? LINK : undefined;
@@ -149,20 +189,35 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
           ? await localGroup(link)
           : await natsGroup(server.url, link);
         for (const op of ops) {
-          for (const bytes of shaped ? shapedSizes : sizes) {
-            const ms = await timeOp(group, op, bytes, reps);
+          for (const bytes of sizesOf(transport, op, shaped)) {
+            // All ranks' bytes cross the one server: (RANKS - 1) * bytes per all-to-all.
+            const crossing = (RANKS - 1) * bytes;
+            const pairPlain = transport === "nats" && !shaped && op === "alltoall";
+            const t = await timeOp(
+              group,
+              op,
+              bytes,
+              reps,
+              pairPlain
+                ? () => plainPubSub(server.url, crossing, Math.min(crossing, 1 << 20))
+                : undefined,
+            );
+            const ms = median(t.ms);
             const c = `${transport}/${op}/${bytes}/${shaped ? "shaped" : "unshaped"}`;
             const algbw = bytes / ms / 1e3;
             const busbw = algbw * BUS_FACTOR[op](RANKS);
             emit(c, "time_ms", ms, "ms");
             emit(c, "algbw_mb_per_s", algbw, "MB/s");
             emit(c, "busbw_mb_per_s", busbw, "MB/s");
+            if (op === "alltoall") emit(c, "bytes_per_peer", bytes / RANKS, "B");
             if (shaped) {
               emit(c, "busbw_pct_of_link", (busbw / (LINK.bandwidthBytesPerS / 1e6)) * 100, "%");
             }
-            if (transport === "nats" && !shaped && op === "alltoall") {
-              // All ranks' bytes cross the one server: compare its aggregate throughput.
-              emit(c, "pct_of_plain_pubsub", ((busbw * RANKS) / plain) * 100, "%");
+            if (pairPlain) {
+              // Each call against a plain stream of the same bytes run right after it.
+              const pct = t.ms.map((m, i) => (crossing / m / 1e3 / t.paired[i]) * 100);
+              emit(c, "pct_of_plain_pubsub", median(pct), "%");
+              emit(c, "plain_pubsub_mb_per_s", median(t.paired), "MB/s");
             }
           }
         }
@@ -183,6 +238,7 @@ function printTable(rows: Row[]): void {
   }
   const cols = [
     "time_ms",
+    "bytes_per_peer",
     "algbw_mb_per_s",
     "busbw_mb_per_s",
     "busbw_pct_of_link",

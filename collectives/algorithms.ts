@@ -1,8 +1,9 @@
 /**
  * The collective algorithms, written once over a {@linkcode Pipe}: the
- * point-to-point view of one call. Ring reduce-scatter and ring all-gather
- * (bandwidth-optimal: each rank sends `(n-1)/n` of the data per phase),
- * direct all-to-all, binomial-tree broadcast.
+ * point-to-point view of one call. Reductions run as a ring reduce-scatter
+ * then ring all-gather, pipelined in segments (bandwidth-optimal: each rank
+ * sends `(n-1)/n` of the data per phase); all-to-all and all-gather send
+ * straight to each peer; broadcast follows a binomial tree.
  *
  * @module
  */
@@ -57,60 +58,114 @@ export function evenCounts(length: number, n: number): number[] {
   return Array.from({ length: n }, (_, r) => Math.floor(length / n) + (r < length % n ? 1 : 0));
 }
 
+/** Smallest ring segment worth its own frame, in bytes. */
+export const MIN_SEGMENT_BYTES = 128 << 10;
+/** Most segments a ring block is cut into. */
+export const MAX_SEGMENTS = 4;
+
 /**
- * Ring reduce-scatter in place: afterwards block `rank` of `acc` (bounds
- * `off`) holds the reduction over all ranks; other blocks hold partial sums.
+ * How a ring block of `length` elements is cut into segments (element counts):
+ * up to {@linkcode MAX_SEGMENTS}, none under {@linkcode MIN_SEGMENT_BYTES}
+ * unless the block is. Every rank cuts a block the same way, so a segment
+ * can be forwarded as soon as it arrives.
  */
-export async function reduceScatterInPlace(
+export function segmentCounts(length: number): number[] {
+  const n = Math.min(MAX_SEGMENTS, Math.max(1, Math.floor((length * 4) / MIN_SEGMENT_BYTES)));
+  return evenCounts(length, n);
+}
+
+/**
+ * In-place elementwise kernels of one element type. Each type has its own
+ * function literals, so every loop sees one array type (monomorphic) and
+ * the type is dispatched once per call.
+ */
+interface Kernel<T extends Elem> {
+  /** `into[i] += from[i]`. */
+  add(into: T, from: T): void;
+  /** `a[i] /= d` (truncating for integers). */
+  div(a: T, d: number): void;
+}
+
+const F32: Kernel<Float32Array> = {
+  add: (into, from) => {
+    for (let i = 0; i < into.length; i++) into[i] += from[i];
+  },
+  div: (a, d) => {
+    for (let i = 0; i < a.length; i++) a[i] /= d;
+  },
+};
+
+const I32: Kernel<Int32Array> = {
+  add: (into, from) => {
+    for (let i = 0; i < into.length; i++) into[i] += from[i];
+  },
+  div: (a, d) => {
+    for (let i = 0; i < a.length; i++) a[i] /= d;
+  },
+};
+
+function kernelOf<T extends Elem>(a: T): Kernel<T> {
+  return (a instanceof Float32Array ? F32 : I32) as unknown as Kernel<T>;
+}
+
+/**
+ * The ring of a reduction over `acc` (blocks bounded by `off`), in place.
+ * Step s receives block `rank - s - 2` from the previous rank, one segment
+ * at a time; each segment is reduced into the received buffer (first n-1
+ * steps) or stored (the all-gather steps), then that same buffer is passed
+ * on to the next rank by transfer, so the links stay busy and nothing is
+ * copied but the first block sent and the blocks kept. With `gather` false
+ * it stops after the reduce-scatter: block `rank` of `acc` holds the
+ * reduction and the other blocks are left as they were.
+ */
+async function ring<T extends Elem>(
   p: Pipe,
-  acc: Elem,
+  acc: T,
   off: number[],
   op: ReduceOp,
+  gather: boolean,
 ): Promise<void> {
   const { rank: r, size: n } = p;
-  const block = (i: number) => acc.subarray(off[i], off[i + 1]);
-  for (let s = 0; s < n - 1; s++) {
-    const out = block(mod(r - s - 1, n)).slice();
-    const into = block(mod(r - s - 2, n));
-    const [, got] = await Promise.all([p.send(mod(r + 1, n), out), p.recv(mod(r - 1, n))]);
-    if (got.length !== into.length) {
-      throw new TypeError(`reduction block has ${got.length} elements, expected ${into.length}`);
+  if (n === 1) return;
+  const k = kernelOf(acc);
+  const [next, prev] = [mod(r + 1, n), mod(r - 1, n)];
+  const sends: Promise<void>[] = [];
+  const send = (data: Elem) => {
+    const s = p.send(next, data);
+    s.catch(() => {}); // awaited below; a failure before then must not go unhandled
+    sends.push(s);
+  };
+  const segments = function* (b: number) {
+    let at = off[b];
+    for (const c of segmentCounts(off[b + 1] - off[b])) yield acc.subarray(at, at += c) as T;
+  };
+  for (const seg of segments(mod(r - 1, n))) send(seg.slice());
+  const steps = gather ? 2 * (n - 1) : n - 1;
+  for (let s = 0; s < steps; s++) {
+    for (const mine of segments(mod(r - s - 2, n))) {
+      const got = await p.recv(prev) as T;
+      if (got.constructor !== acc.constructor || got.length !== mine.length) {
+        throw new TypeError(
+          `reduction segment is a ${got.constructor.name} of ${got.length}, ` +
+            `expected a ${acc.constructor.name} of ${mine.length}`,
+        );
+      }
+      if (s < n - 1) k.add(got, mine);
+      if (s === n - 2 && op === "mean") k.div(got, n);
+      if (s >= n - 2) mine.set(got);
+      if (s < steps - 1) send(got);
     }
-    for (let i = 0; i < into.length; i++) into[i] += got[i];
   }
-  if (op === "mean") {
-    const mine = block(r);
-    for (let i = 0; i < mine.length; i++) mine[i] /= n;
-  }
+  await Promise.all(sends);
 }
 
 /**
- * Ring all-gather: starting from block `rank` (read with `get`), every rank
- * ends with all blocks (each handed to `put`). Blocks may differ in length.
+ * Elementwise reduction, in place when `data` views its whole buffer: ring
+ * reduce-scatter, then ring all-gather.
  */
-export async function ringAllgather(
-  p: Pipe,
-  get: (i: number) => Elem,
-  put: (i: number, data: Elem) => void,
-): Promise<void> {
-  const { rank: r, size: n } = p;
-  for (let s = 0; s < n - 1; s++) {
-    const out = get(mod(r - s, n)).slice();
-    const [, got] = await Promise.all([p.send(mod(r + 1, n), out), p.recv(mod(r - 1, n))]);
-    put(mod(r - s - 1, n), got);
-  }
-}
-
-/** Elementwise reduction: ring reduce-scatter, then ring all-gather of the reduced blocks. */
 export async function allreduce<T extends Elem>(p: Pipe, data: T, op: ReduceOp): Promise<T> {
-  const acc = data.slice() as T;
-  const off = blockOffsets(evenCounts(acc.length, p.size));
-  await reduceScatterInPlace(p, acc, off, op);
-  await ringAllgather(
-    p,
-    (i) => acc.subarray(off[i], off[i + 1]),
-    (i, got) => acc.set(got, off[i]),
-  );
+  const acc = owned(data);
+  await ring(p, acc, blockOffsets(evenCounts(acc.length, p.size)), op, true);
   return acc;
 }
 
@@ -131,17 +186,21 @@ export async function reduceScatter<T extends Elem>(
   if (counts.length !== p.size || off[p.size] !== data.length) {
     throw new TypeError(`reduceScatter: counts ${counts} do not cover ${data.length} elements`);
   }
-  const acc = data.slice() as T;
-  await reduceScatterInPlace(p, acc, off, op);
+  const acc = owned(data);
+  await ring(p, acc, off, op, false);
   return acc.slice(off[p.rank], off[p.rank + 1]) as T;
 }
 
-/** Result `[i]` is rank i's array (ring all-gather of whole arrays). */
-export async function allgather<T extends Elem>(p: Pipe, data: T): Promise<T[]> {
-  const out = new Array<T>(p.size);
-  out[p.rank] = data;
-  await ringAllgather(p, (i) => out[i], (i, got) => void (out[i] = got as T));
-  return out;
+/**
+ * Result `[i]` is rank i's array: each rank sends its array straight to
+ * every other rank. Over one egress link per rank this moves the same bytes
+ * as a ring, in one hop instead of n-1.
+ */
+export function allgather<T extends Elem>(p: Pipe, data: T): Promise<T[]> {
+  return alltoallv(
+    p,
+    Array.from({ length: p.size }, (_, j) => j === p.rank ? data : data.slice() as T),
+  );
 }
 
 /** Root's array on every rank, along a binomial tree rooted at `root`. */

@@ -53,6 +53,16 @@ export class LinkClock {
   }
 }
 
+/**
+ * Timers fire about a millisecond late. A held frame's timer is set this
+ * many milliseconds early, and the thread then sleeps out the rest of the wait
+ * (`Atomics.wait`: sub-millisecond, no CPU), so frames leave the link model
+ * within about 0.1 ms of their stamp.
+ */
+export const TIMER_SLACK_MS = 1.5;
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
 interface Held {
   tag: string;
   data: Elem;
@@ -99,16 +109,15 @@ export class Inbound {
     const q = this.#queues.get(src)!;
     while (q.length > 0) {
       const wait = q[0].readyAt - nowMs();
-      if (wait > 0) {
-        this.#timers.set(
-          src,
-          setTimeout(() => {
-            this.#timers.delete(src);
-            this.#drain(src);
-          }, Math.ceil(wait)),
-        );
+      if (wait > TIMER_SLACK_MS) {
+        const again = () => {
+          this.#timers.delete(src);
+          this.#drain(src);
+        };
+        this.#timers.set(src, setTimeout(again, wait - TIMER_SLACK_MS));
         return;
       }
+      if (wait > 0) Atomics.wait(sleeper, 0, 0, wait);
       const f = q.shift()!;
       this.#deliver(src, f.tag, f.data);
     }

@@ -22,6 +22,14 @@ import {
 import { BaseTransport } from "./transport.ts";
 import type { Elem, NatsGroupSpec } from "./types.ts";
 
+/**
+ * Largest payload of one frame. nats.js grows its read buffer by doubling
+ * while a message arrives, so bigger messages cost the receiver more copying
+ * and fresh memory; messages are cut at this size even when the server's
+ * max_payload allows more.
+ */
+export const MAX_CHUNK_BYTES = 1 << 20;
+
 /** Bytes in flight to one peer before waiting for its acknowledgement, by default. */
 export const DEFAULT_INFLIGHT_BYTES = 8 << 20;
 
@@ -65,9 +73,10 @@ class Peer {
  * One rank's end of a `nats` group.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { NatsTransport } from "./nats.ts";
- * const spec = { kind: "nats", groupId: "g", size: 2, servers: ["nats://127.0.0.1:4222"], jobId: "j" } as const;
+ * const servers = ["nats://127.0.0.1:4222"]; // a running nats-server
+ * const spec = { kind: "nats", groupId: "g", size: 2, servers, jobId: "j" } as const;
  * const [a, b] = await Promise.all([0, 1].map((rank) => NatsTransport.connect({ ...spec, rank })));
  * await a.send(1, "t", Int32Array.of(7));
  * (await b.recv(0, "t"))[0]; // 7
@@ -100,7 +109,8 @@ export class NatsTransport extends BaseTransport {
       r: Date.now() + 0.5,
     };
     // Room for the header of any tag up to 1 KiB; chunks stay 8-byte aligned.
-    this.#chunkBytes = Math.floor((maxPayload - headerBytes(probe) - 1024) / 8) * 8;
+    const room = Math.floor((maxPayload - headerBytes(probe) - 1024) / 8) * 8;
+    this.#chunkBytes = Math.min(room, MAX_CHUNK_BYTES);
     if (this.#chunkBytes < 1024) throw new RangeError(`max payload ${maxPayload} is too small`);
     this.#window = Math.max(spec.maxInflightBytes ?? DEFAULT_INFLIGHT_BYTES, 4 * this.#chunkBytes);
     this.#peers = Array.from({ length: spec.size }, () => new Peer());

@@ -26,6 +26,12 @@ Deno.test("memory: random delivery delays keep every result", async () => {
   }
 });
 
+Deno.test("memory: reductions cut into pipelined segments, uneven blocks", async () => {
+  // 200k elements over 3 ranks: blocks of about 270 KB, two uneven segments each.
+  const group = createMemoryGroup(3, { jitterMs: 1 });
+  await checkAllOps(group, 200_000);
+});
+
 Deno.test("memory: a shaped link delays an all-to-all by its transfer time", async () => {
   const bw = 50e6; // 50 MB/s per rank egress
   const group = createMemoryGroup(3, { link: { bandwidthBytesPerS: bw, latencyS: 0.002 } });

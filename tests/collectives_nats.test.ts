@@ -74,37 +74,60 @@ Deno.test("nats: random delivery delays and chunked messages on concurrent tags"
   });
 });
 
-Deno.test("nats: 16 MiB to a busy receiver through a server with max_pending 1 MiB, 256 KiB in flight", async () => {
-  await withServer(async (_group, url) => {
-    const spec: Omit<NatsGroupSpec, "rank"> = {
-      kind: "nats",
-      groupId: "fc",
-      size: 2,
-      servers: [url],
-      token: "s3cret",
-      jobId: crypto.randomUUID(),
-      maxPayload: MAX_PAYLOAD,
-      maxInflightBytes: 256 * 1024,
-      timeoutMs: 5000,
-    };
-    // The receiver runs on this thread, so its socket is not read while the thread is busy.
-    const [sender, receiver] = await Promise.all([
-      createCommunicator({ ...spec, rank: 0 }),
-      NatsTransport.connect({ ...spec, rank: 1 }).then((t) => new Engine(t, spec)),
-    ]);
-    try {
-      await Promise.all([sender.barrier(), receiver.barrier()]);
-      const sent = sender.send(1, new Float32Array(4 << 20).fill(1.5), { tag: "big" }); // 16 MiB
-      const until = performance.now() + 1000;
-      while (performance.now() < until) { /* busy: the server must hold what is in flight */ }
-      const got = await receiver.recv(0, { tag: "big" });
-      await sent;
-      equal(got.length, 4 << 20);
-      ok(got.every((v) => v === 1.5));
-    } finally {
-      await Promise.all([sender.close(), receiver.close()]);
-    }
-  }, 1 << 20);
+/**
+ * Sends 16 MiB from a rank on a comm worker to a receiver on this thread,
+ * whose socket is not read while the thread is blocked for 1.5 s, through a
+ * server that cuts off a consumer with over 192 KiB pending. Once a
+ * consumer's pending bytes pass half that limit, nats-server stalls the
+ * producer for up to a second, then queues its next message; a chunk is
+ * 127 KiB, over half the limit, so that next message overshoots it unless
+ * the bytes in flight are bounded. Resolves with what the receiver got.
+ */
+async function toBusyReceiver(maxInflightBytes: number, timeoutMs: number) {
+  const maxPayload = 128 << 10;
+  const server = await startNatsServer({ maxPayload, token: "s3cret", maxPending: 192 << 10 });
+  const spec: Omit<NatsGroupSpec, "rank"> = {
+    kind: "nats",
+    groupId: "fc",
+    size: 2,
+    servers: [server.url],
+    token: "s3cret",
+    jobId: crypto.randomUUID(),
+    maxPayload,
+    maxInflightBytes,
+    timeoutMs,
+  };
+  const [sender, receiver] = await Promise.all([
+    createCommunicator({ ...spec, rank: 0 }),
+    NatsTransport.connect({ ...spec, rank: 1 }).then((t) => new Engine(t, spec)),
+  ]);
+  try {
+    await Promise.all([sender.barrier(), receiver.barrier()]);
+    const sent = sender.send(1, new Float32Array(4 << 20).fill(1.5), { tag: "big" });
+    sent.catch(() => {}); // its outcome is the receiver's
+    const until = performance.now() + 1500;
+    while (performance.now() < until) { /* blocked, as by a synchronous kernel */ }
+    return await receiver.recv(0, { tag: "big" });
+  } finally {
+    await Promise.all([sender.close(), receiver.close()]);
+    await server.stop();
+  }
+}
+
+Deno.test("nats: a bounded window keeps a blocked receiver from being cut off as a slow consumer", async () => {
+  // 256 KiB asked, 4 chunks (508 KiB) granted: what is in flight fits the socket buffers.
+  const got = await toBusyReceiver(256 << 10, 5000);
+  equal(got.length, 4 << 20);
+  ok(got.every((v) => v === 1.5));
+  // Without the bound the server cuts the receiver off; its chunks are lost and the deadline fires.
+  await rejects(toBusyReceiver(1 << 30, 1000), (e) => {
+    ok(e instanceof CollectiveTimeoutError);
+    equal(
+      e.message,
+      'recv (tag "big") on rank 1 timed out after 1000 ms; ranks that did not deliver: 0',
+    );
+    return true;
+  });
 });
 
 Deno.test("nats: frames of another job and malformed frames are dropped and counted", async () => {
@@ -141,7 +164,10 @@ Deno.test("nats: deadline and peer death", async () => {
     const g = await group(3, { timeoutMs: 150 });
     await rejects(g[2].allgather(Int32Array.of(1)), (e) => {
       ok(e instanceof CollectiveTimeoutError);
-      equal(e.message, "allgather on rank 2 timed out after 150 ms; ranks that did not deliver: 1");
+      equal(
+        e.message,
+        "allgather on rank 2 timed out after 150 ms; ranks that did not deliver: 0, 1",
+      );
       return true;
     });
     const pending = g[0].broadcast(null, 1, { timeoutMs: 10_000 });

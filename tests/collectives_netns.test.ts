@@ -1,5 +1,6 @@
-import { equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { createShapedHosts } from "../collectives/netns.ts";
+import { MAX_CHUNK_BYTES } from "../collectives/nats.ts";
 
 const receiver = `
 const l = Deno.listen({ hostname: Deno.args[0], port: 7411 });
@@ -39,5 +40,65 @@ Deno.test("netns: bytes between two shaped hosts move at the tc rate", async () 
     ok(mbit > 30 && mbit < 44, `${mbit} Mbit/s`);
   } finally {
     await net.destroy();
+  }
+});
+
+Deno.test("netns: NATS ranks on shaped hosts: an all-to-all moves at the server's shaped egress", async () => {
+  const rateMbit = 40;
+  const net = await createShapedHosts({ hosts: 3, rateMbit, net: 78 });
+  const dir = await Deno.makeTempDir({ prefix: "scmoe-netns-" });
+  const children: Deno.ChildProcess[] = [];
+  const killAll = () =>
+    children.forEach((c) => {
+      try {
+        c.kill("SIGKILL");
+      } catch { /* already exited */ }
+    });
+  const watchdog = setTimeout(killAll, 20_000);
+  try {
+    // Host 0 runs the server; hosts 1 and 2 run a rank each. Every byte
+    // crosses the sender's shaped egress, then the server's.
+    await Deno.writeTextFile(`${dir}/nats.conf`, `listen: "${net.addresses[0]}:4222"\n`);
+    children.push(
+      net.command(0, ["nats-server", "-c", `${dir}/nats.conf`], { stdout: "null", stderr: "null" })
+        .spawn(),
+    );
+    const url = `nats://${net.addresses[0]}:4222`;
+    const jobId = crypto.randomUUID();
+    const part = 2 << 20;
+    const rankMain = new URL("./helpers/collectives_netns_rank.ts", import.meta.url).pathname;
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    const ranks = [1, 2].map((host, rank) =>
+      net.command(host, [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `--config=${config}`,
+        rankMain,
+        url,
+        jobId,
+        String(rank),
+        "2",
+        String(part),
+      ], { stdout: "piped", stderr: "piped" }).spawn()
+    );
+    children.push(...ranks);
+    const outs = await Promise.all(ranks.map((r) => r.output()));
+    const dec = new TextDecoder();
+    for (const o of outs) ok(o.success, dec.decode(o.stderr));
+    const results = outs.map((o) => JSON.parse(dec.decode(o.stdout)));
+    deepEqual(results.map((r) => r.ok), [true, true]);
+    // The server's egress carries both parts (4 MiB at 40 Mbit/s), after it has
+    // the first chunk whole: it forwards a message once it has all of it.
+    const expectMs = ((MAX_CHUNK_BYTES + 2 * part) * 8) / (rateMbit * 1e3);
+    const ms = Math.max(...results.map((r) => r.ms));
+    console.log(`all-to-all, 2 ranks x ${part} B: ${ms.toFixed(0)} ms; links say ${expectMs} ms`);
+    ok(ms > expectMs * 0.85 && ms < expectMs * 1.4 + 200, `took ${ms} ms, expected ${expectMs} ms`);
+  } finally {
+    clearTimeout(watchdog);
+    killAll();
+    await Promise.all(children.map((c) => c.status));
+    await net.destroy();
+    await Deno.remove(dir, { recursive: true });
   }
 });
