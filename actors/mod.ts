@@ -8,6 +8,7 @@
 export {
   type ActorClass,
   type ActorOptions,
+  type BusEvent,
   createGroup,
   getActor,
   type GroupOptions,
@@ -17,6 +18,7 @@ export {
   jobId,
   kill,
   natsCredentials,
+  onBusEvent,
   placementOf,
   remote,
   runtimeStats,

@@ -564,6 +564,24 @@ export function natsCredentials(): NatsCredentials {
   return creds;
 }
 
+/** A change of the driver's NATS connection: it dropped, or it is back with its subscriptions. */
+export type BusEvent = "disconnect" | "reconnect";
+
+/**
+ * Tells `listener` each time the driver's NATS connection drops or comes back
+ * (nats.js reconnects on its own and re-subscribes); never on a local
+ * cluster. Listening ends when the runtime shuts down.
+ */
+export function onBusEvent(listener: (event: BusEvent) => void): void {
+  const bus = current().bus;
+  if (!(bus instanceof NatsBus)) return;
+  (async () => {
+    for await (const s of bus.nc.status()) {
+      if (s.type === "disconnect" || s.type === "reconnect") listener(s.type);
+    }
+  })();
+}
+
 /** Where an actor runs now (e.g. "worker", "process 1234 on host (agent ab12cd34)"). */
 export function placementOf(handle: { actorId: string }): string {
   return current().actors.get(handle.actorId)?.where ?? "";

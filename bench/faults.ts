@@ -9,15 +9,19 @@
  */
 import { connectNats } from "../actors/bus_nats.ts";
 import {
+  Agent,
   jobId,
   natsCredentials,
+  type NatsServer,
   placementOf,
   runtimeStats,
   startNatsServer,
 } from "../actors/mod.ts";
+import { freePort } from "../actors/nats_server.ts";
 import { loadLatestValid } from "../models/checkpoint.ts";
 import { parseTrainFlags } from "../models/config_flags.ts";
 import { type FuzzCounts, publishFuzz } from "./faults_frames.ts";
+import { cutHost } from "./faults_netns.ts";
 import { type BenchRow, printRows } from "./output.ts";
 import { train, type TrainOptions, type TrainSummary } from "./train.ts";
 
@@ -37,7 +41,8 @@ export interface FaultResult {
   note: string;
 }
 
-const STEPS = 8;
+/** Steps of the run each training case asks for. */
+export const STEPS = 8;
 const HEARTBEAT_TIMEOUT_MS = 1500;
 
 /** Flags of the small run every case trains. */
@@ -88,6 +93,59 @@ async function killRank(dir: string): Promise<FaultResult> {
       ? `rank 1 SIGKILLed in step ${r.step}; restarted, resumed at step ${r.resumedFrom}`
       : "",
   };
+}
+
+/** Milliseconds the nats-server stays down in `restart-nats` (well under the heartbeat timeout). */
+export const NATS_DOWN_MS = 300;
+
+/**
+ * `restart-nats`: trains {@linkcode STEPS} steps on a `nats://` cluster whose
+ * server (with a host agent on it) the case owns; 40 ms into step 5 the
+ * server is SIGKILLed and started again {@linkcode NATS_DOWN_MS} later on the
+ * same port and token. The outage is shorter than the heartbeat timeout
+ * (3 s), so no rank is declared dead: the driver fails the step on its own
+ * connection's drop, and once every rank answers again the group is re-formed
+ * at the last checkpoint (step 3).
+ */
+export async function restartNats(dir: string): Promise<FaultResult> {
+  const port = freePort();
+  let server: NatsServer = await startNatsServer({ port });
+  const token = server.token!;
+  let agent: Agent | undefined;
+  let killedAt = 0;
+  let restarting: Promise<void> | undefined;
+  try {
+    agent = await Agent.start({ servers: [server.url], token });
+    const run = await quiet(dir, STEPS, ["--cluster", server.url, "--ckpt-every", "3"], {
+      init: { token, heartbeatTimeoutMs: 3000 },
+      collectiveTimeoutMs: 5000,
+      onStep: (step) => {
+        if (step !== 4 || killedAt) return;
+        restarting = new Promise((r) => setTimeout(r, 40)).then(async () => {
+          killedAt = Date.now();
+          await server.stop();
+          await new Promise((r) => setTimeout(r, NATS_DOWN_MS));
+          server = await startNatsServer({ port, token });
+        });
+      },
+    });
+    const [r] = run.recoveries;
+    return {
+      survived: run.steps === STEPS && r !== undefined,
+      detectMs: r ? r.detectedAt - killedAt : NaN,
+      recoverMs: r ? r.recoveredAt - r.detectedAt : NaN,
+      stepsRedone: run.recoveries.reduce((n, x) => n + x.stepsRedone, 0),
+      dataLost: await stepsLost(dir, STEPS),
+      note: r
+        ? `nats-server killed in step ${r.step}, back after ${NATS_DOWN_MS} ms; ` +
+          `resumed at step ${r.resumedFrom}, ranks kept (incarnations ${r.incarnations})`
+        : "the outage went unnoticed",
+    };
+  } finally {
+    await restarting?.catch(() => {});
+    await agent?.stop();
+    await server.stop();
+  }
 }
 
 async function nanLoss(dir: string): Promise<FaultResult> {
@@ -202,8 +260,11 @@ export async function runFaultsBench(args: string[]): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "bench_faults_" });
   const cases: [string, (dir: string) => Promise<FaultResult>][] = [
     ["kill-rank", killRank],
-    ["restart-nats", notRun("not implemented: nats-server restart mid-training")],
-    ["cut-host", notRun("not implemented: netns host cut and restore")],
+    ["restart-nats", restartNats],
+    [
+      "cut-host",
+      () => Deno.uid() === 0 ? cutHost() : notRun("not run: network namespaces need root")(),
+    ],
     ["bad-checkpoint", badCheckpoint],
     ["nan-loss", nanLoss],
     ["fuzz-frames", (dir) => fuzzFrames(dir, quick ? 2000 : 10_000)],

@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<(args: string[]) => Promise<void>>> 
   scenarios: async () => (await import("./scenarios.ts")).runScenariosBench,
   report: async () => (await import("./report.ts")).runReportBench,
   faults: async () => (await import("./faults.ts")).runFaultsBench,
+  soak: async () => (await import("./soak.ts")).runSoakBench,
 };
 
 const [name, ...rest] = Deno.args;

@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { ActorDiedError, createGroup, get, type ObjectRef, remote } from "../actors/mod.ts";
+import {
+  ActorDiedError,
+  createGroup,
+  get,
+  GetTimeoutError,
+  type ObjectRef,
+  onBusEvent,
+  remote,
+} from "../actors/mod.ts";
 import type { ActorHandle } from "../actors/mod.ts";
 import {
   type CheckpointContents,
@@ -34,6 +42,70 @@ export interface RankGroupOptions {
 
 type RankBase = Omit<RankConfig, "rank" | "size" | "groupId">;
 
+/** Milliseconds a liveness ping waits before it is sent again (its message may have been lost). */
+const PING_MS = 1000;
+
+/** The driver's NATS connection dropped while calls on the ranks were pending. */
+export class BusOutageError extends Error {
+  /** Makes the error; the message is one line. */
+  constructor() {
+    super(
+      "the driver lost its NATS connection (nats-server gone?); messages in flight may be lost",
+    );
+    this.name = "BusOutageError";
+  }
+}
+
+/**
+ * Follows the driver's NATS connection. A message published around an outage
+ * may be lost (the server dropped it, or its subscriber had not re-subscribed
+ * yet), so a call pending across one is failed rather than waited for.
+ */
+class BusWatch {
+  #outages = 0;
+  #down = false;
+  readonly #listeners = new Set<() => void>();
+
+  constructor() {
+    onBusEvent((event) => {
+      if (event === "disconnect") this.#outages++;
+      this.#down = event === "disconnect";
+      for (const l of [...this.#listeners]) l();
+    });
+  }
+
+  /**
+   * `p`, or a {@linkcode BusOutageError} as soon as the connection drops before
+   * `p` settles (at once when it is down now).
+   */
+  guard<T>(p: Promise<T>): Promise<T> {
+    const seen = this.#outages;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.#outages === seen) return;
+        this.#listeners.delete(check);
+        reject(new BusOutageError());
+      };
+      this.#listeners.add(check);
+      p.then(resolve, reject).finally(() => this.#listeners.delete(check));
+      if (this.#down) reject(new BusOutageError());
+    });
+  }
+
+  /** Resolves once the connection is up (at once when it is). */
+  up(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.#down) return;
+        this.#listeners.delete(check);
+        resolve();
+      };
+      this.#listeners.add(check);
+      check();
+    });
+  }
+}
+
 /** N rank actors forming one group, rank i being `handles[i]`. */
 export class RankGroup {
   /** The resolved model config they share. */
@@ -42,6 +114,7 @@ export class RankGroup {
   #groupId = "";
   readonly #base: RankBase;
   readonly #options: RankGroupOptions;
+  readonly #bus = new BusWatch();
 
   private constructor(
     handles: ActorHandle<RankActor>[],
@@ -91,30 +164,42 @@ export class RankGroup {
     return this.#handles.length;
   }
 
-  /** Calls `fn` on every rank at once and waits for all results, by rank. */
+  /**
+   * Calls `fn` on every rank at once and waits for all results, by rank.
+   *
+   * @throws {BusOutageError} when the driver's NATS connection drops meanwhile.
+   */
   all<T>(fn: (rank: ActorHandle<RankActor>, index: number) => ObjectRef<T>): Promise<T[]> {
-    return get(this.#handles.map(fn));
+    return this.#bus.guard(get(this.#handles.map(fn)));
   }
 
   /**
-   * After a rank died or a collective failed: waits for every rank to be
-   * alive (the runtime restarts dead ones up to `maxRestarts`; a rank past
-   * its restarts is replaced by a new actor), makes them a new group and
-   * sets every rank up afresh in it. The model is then as initialized:
-   * {@linkcode RankGroup.load} a checkpoint to go on.
+   * After a rank died, a collective failed or the NATS connection dropped:
+   * waits for the connection and for every rank to answer (the runtime
+   * restarts dead ones up to `maxRestarts`; a rank past its restarts is
+   * replaced by a new actor), makes them a new group and sets every rank up
+   * afresh in it. The model is then as initialized: {@linkcode RankGroup.load}
+   * a checkpoint to go on.
    *
    * @returns the incarnation of each rank (0 for a new actor).
+   * @throws {Error} when a rank does not answer within the collective
+   *   deadline plus 30 s (it may still be finishing a collective that failed).
    */
   async regroup(): Promise<number[]> {
+    await this.#bus.up();
     const groupId = newGroupId();
     const size = this.size;
+    const giveUp = Date.now() + (this.#options.collectiveTimeoutMs ?? 120_000) + 30_000;
     this.#handles = await Promise.all(this.#handles.map(async (handle, rank) => {
-      try {
-        await handle.incarnation();
-        return handle;
-      } catch (e) {
-        if (!(e instanceof ActorDiedError)) throw e;
-        return await this.#spawn(rank, size, groupId);
+      while (true) {
+        try {
+          await get(handle.incarnation(), { timeoutMs: PING_MS });
+          return handle;
+        } catch (e) {
+          if (e instanceof ActorDiedError) return await this.#spawn(rank, size, groupId);
+          if (!(e instanceof GetTimeoutError)) throw e;
+          if (Date.now() > giveUp) throw new Error(`rank ${rank} stopped answering`);
+        }
       }
     }));
     await this.#form(groupId);

@@ -18,7 +18,7 @@ import {
   UsageError,
 } from "../models/config_flags.ts";
 import { formatDuration, formatRate, MetricsWriter, ProgressBar } from "../models/progress.ts";
-import { RankGroup } from "./ranks.ts";
+import { BusOutageError, RankGroup } from "./ranks.ts";
 
 /** Global validation batches in each evaluation (in corpus order, the same every time). */
 export const VAL_BATCHES = 8;
@@ -269,9 +269,12 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
   }
 }
 
-/** Errors of a lost rank or a failed collective, which a recovery from the last checkpoint may cure. */
+/**
+ * Errors of a lost rank, a failed collective or a NATS outage, which a
+ * recovery from the last checkpoint may cure.
+ */
 function survivable(e: unknown): boolean {
-  if (e instanceof ActorDiedError) return true;
+  if (e instanceof ActorDiedError || e instanceof BusOutageError) return true;
   return e instanceof RemoteError &&
     ["PeerDiedError", "CollectiveTimeoutError", "CommunicatorClosedError", "ActorDiedError"]
       .includes(e.remoteName);

@@ -59,13 +59,38 @@ class Peer {
   acked = false;
   #wake: (() => void)[] = [];
 
-  /** Resolves once `cond()` holds, re-checked whenever {@linkcode Peer.notify} is called. */
-  async until(cond: () => boolean): Promise<void> {
-    while (!cond()) await new Promise<void>((r) => this.#wake.push(r));
+  /**
+   * Resolves once `cond()` holds, re-checked whenever {@linkcode Peer.notify}
+   * is called; rejects with the signal's reason when it aborts first.
+   */
+  async until(cond: () => boolean, signal?: AbortSignal): Promise<void> {
+    while (!cond()) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal?.removeEventListener("abort", wake);
+          resolve();
+        };
+        this.#wake.push(wake);
+        signal?.addEventListener("abort", wake, { once: true });
+      });
+    }
   }
 
+  /** Wakes every waiter to re-check its condition. */
   notify(): void {
     for (const w of this.#wake.splice(0)) w();
+  }
+
+  /**
+   * Forgets what the peer acknowledged: after a reconnect, frames and acks
+   * around the outage may be lost, so the rendezvous and the window restart.
+   */
+  reset(): void {
+    this.inflight = 0;
+    this.up = false;
+    this.acked = false;
+    this.notify();
   }
 }
 
@@ -128,16 +153,34 @@ export class NatsTransport extends BaseTransport {
       callback: (err, msg) => err ? undefined : t.#onFrame(msg.data),
     });
     await nc.flush();
-    t.#sayHello();
-    t.#hello = setInterval(() => t.#sayHello(), HELLO_EVERY_MS);
+    t.#startRendezvous();
+    t.#watchReconnects();
     return t;
+  }
+
+  #startRendezvous(): void {
+    clearInterval(this.#hello);
+    this.#sayHello();
+    this.#hello = setInterval(() => this.#sayHello(), HELLO_EVERY_MS);
+  }
+
+  /** After a reconnect, partial messages are dropped and the rendezvous and windows restart. */
+  async #watchReconnects(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (s.type !== "reconnect") continue;
+      if (this.#partial.size > 0) this.drop();
+      this.#partial.clear();
+      this.#unacked.fill(0);
+      for (const p of this.#peers) p.reset();
+      this.#startRendezvous();
+    }
   }
 
   protected transmit(dst: number, tag: string, data: Elem, readyAt: number, signal?: AbortSignal) {
     const peer = this.#peers[dst];
     const run = async () => {
-      if (signal?.aborted) throw signal.reason;
-      await peer.until(() => peer.up);
+      signal?.throwIfAborted();
+      await peer.until(() => peer.up, signal);
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       const h: DataHeader = {
         k: 0,
@@ -152,7 +195,10 @@ export class NatsTransport extends BaseTransport {
       };
       do {
         const chunk = bytes.subarray(h.o, h.o + this.#chunkBytes);
-        await peer.until(() => peer.inflight === 0 || peer.inflight + chunk.length <= this.#window);
+        await peer.until(
+          () => peer.inflight === 0 || peer.inflight + chunk.length <= this.#window,
+          signal,
+        );
         peer.inflight += chunk.length;
         this.#publish(dst, h, chunk);
         h.o += chunk.length;

@@ -108,6 +108,18 @@ export interface ShardData {
   optimizerStep: number;
 }
 
+/** What {@linkcode RankActor.memory} reports, in bytes (tensors: a count). */
+export interface RankMemory {
+  /** Resident set size of the rank's process. */
+  rss: number;
+  /** JS heap in use by the rank's isolate. */
+  heapUsed: number;
+  /** Live tfjs tensors. */
+  numTensors: number;
+  /** Bytes held by live tfjs tensors. */
+  tensorBytes: number;
+}
+
 /** A rank of expert-parallel training and inference, run as an actor. */
 export class RankActor {
   readonly #cfg: RankConfig;
@@ -154,6 +166,17 @@ export class RankActor {
   /** Frames this rank's communicator dropped as malformed or foreign (0 without a group). */
   async droppedFrames(): Promise<number> {
     return this.#comm ? (await this.#comm.stats()).droppedFrames : 0;
+  }
+
+  /**
+   * Memory of this rank now: the resident set of its process (shared with
+   * the driver and the other ranks on a local cluster, where ranks are
+   * Workers), its own JS heap, and tfjs's live tensors and their bytes.
+   */
+  memory(): RankMemory {
+    const { rss, heapUsed } = Deno.memoryUsage();
+    const { numTensors, numBytes } = tf.memory();
+    return { rss, heapUsed, numTensors, tensorBytes: numBytes };
   }
 
   /**
