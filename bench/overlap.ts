@@ -1,14 +1,26 @@
 /**
  * `deno task bench overlap [--json] [--quick] [--out DIR]`: how much of the
  * all-to-all communication each variant hides, measured on 2 ranks that are
- * Workers with their own communication workers, over a link shaped so that
- * communication is about half of the top-2 MoE block time.
+ * Workers with their own communication workers, over shaped links:
+ *
+ * - every variant where communication is about half of the serial top-2
+ *   MoE block time (the issue's point: comm = compute; for this small model
+ *   that makes ScMoE Pos-2's communication longer than its forward window);
+ * - ScMoE Pos-2 (cases `scmoe-pos2/comm-x<r>-window`) where each pass's
+ *   all-to-alls take r of its forward window, for r in
+ *   {@linkcode WINDOW_RATIOS}: the regime of the target (hidden and eta at
+ *   least 0.9 when communication is shorter than the window); the measured
+ *   `comm_window_ratio_fwd` / `_bwd` say what was reached.
  *
  * For one MoE block pair (a dense block, then an MoE block) it reports, per
- * variant, the MoE block's `hidden_fraction`, `eta`, `comm_ms`,
- * `compute_ms` and `window_ms` of a training step (forward and backward),
- * medians over the measured steps and both ranks. With `--out DIR` it also
- * writes a Chrome trace and an SVG timeline of one step per variant.
+ * case, the MoE block's `hidden_fraction`, `eta`, `comm_ms`, `compute_ms`
+ * and `window_ms` of a training step (forward and backward), medians over
+ * the measured steps and both ranks. Communication counts transfer only:
+ * from the moment the last rank issued an all-to-all to the moment the last
+ * rank completed it
+ * (`transferFigures`); the `*_with_skew` figures count it from this rank's
+ * issue, so they include waiting for the slower rank. With `--out DIR` it
+ * also writes a Chrome trace and an SVG timeline of one step per case.
  *
  * @module
  */
@@ -16,10 +28,17 @@ import { parseArgs } from "node:util";
 import { meshPorts } from "../collectives/local.ts";
 import type { LinkModel, LocalGroupSpec } from "../collectives/types.ts";
 import type { ModelConfig } from "../models/config.ts";
-import type { OverlapReport } from "../models/overlap_report.ts";
+import {
+  alignCollectives,
+  blockFigures,
+  type BlockOverlap,
+  type OverlapFigures,
+  type OverlapReport,
+  sumFigures,
+} from "../models/overlap_report.ts";
 import type { ScheduleOptions } from "../models/scheduler.ts";
 import { chromeTrace } from "../models/trace.ts";
-import { type BenchRow, median, printRows } from "./output.ts";
+import { type BenchRow, formatNumber, median, printRows } from "./output.ts";
 import { timelineSvg } from "./timeline_svg.ts";
 
 /** One run of training steps on every rank. */
@@ -38,6 +57,8 @@ export interface OverlapCase {
   seq: number;
   /** The step whose timed ops are kept (for traces). */
   traceStep?: number;
+  /** Steps from this one on keep their timed ops too (for {@linkcode transferFigure}). */
+  traceFrom?: number;
   /** Forward-only runs (inference, `forwardRun`) instead of training steps. */
   forwardOnly?: boolean;
 }
@@ -54,7 +75,7 @@ export interface CaseResult {
 
 /** Messages to a rank worker. */
 export type RankRequest =
-  | { type: "init"; spec: LocalGroupSpec; backend: string }
+  | { type: "init"; spec: LocalGroupSpec; gradSpec?: LocalGroupSpec; backend: string }
   | { type: "run"; cases: OverlapCase[]; interleave?: boolean }
   | { type: "close" };
 
@@ -71,6 +92,11 @@ export interface RanksOptions {
   size?: number;
   /** The emulated link between ranks (none: as fast as the machine goes). */
   link?: LinkModel;
+  /**
+   * Sum the dense gradients over a second group of the same ranks with this
+   * link (null: unshaped) instead of over the expert-parallel group's link.
+   */
+  gradLink?: LinkModel | null;
   /** tfjs backend of the ranks (default "wasm"). */
   backend?: string;
   /**
@@ -100,6 +126,7 @@ export async function runOnRanks(
   const size = opts.size ?? 2;
   const groupId = `overlap-${crypto.randomUUID().slice(0, 8)}`;
   const mesh = meshPorts(size);
+  const gradMesh = opts.gradLink === undefined ? null : meshPorts(size);
   const workers = mesh.map(() =>
     new Worker(new URL("./overlap_rank.ts", import.meta.url), { type: "module" })
   );
@@ -115,18 +142,26 @@ export async function runOnRanks(
     });
   try {
     await Promise.all(workers.map((w, rank) => {
-      const ports = mesh[rank];
-      const spec: LocalGroupSpec = {
+      const group = (
+        id: string,
+        ports: (MessagePort | null)[],
+        link?: LinkModel,
+      ): LocalGroupSpec => ({
         kind: "local",
-        groupId,
+        groupId: id,
         rank,
         size,
         ports,
-        link: opts.link,
+        link,
         timeoutMs: 120_000,
-      };
-      const transfer = ports.filter((p): p is MessagePort => p !== null);
-      return ask(w, { type: "init", spec, backend: opts.backend ?? "wasm" }, transfer);
+      });
+      const spec = group(groupId, mesh[rank], opts.link);
+      const gradSpec = gradMesh
+        ? group(`${groupId}-grads`, gradMesh[rank], opts.gradLink ?? undefined)
+        : undefined;
+      const transfer = [...mesh[rank], ...(gradMesh?.[rank] ?? [])]
+        .filter((p): p is MessagePort => p !== null);
+      return ask(w, { type: "init", spec, gradSpec, backend: opts.backend ?? "wasm" }, transfer);
     }));
     const replies = await Promise.all(
       workers.map((w) => ask(w, { type: "run", cases, interleave: opts.interleave })),
@@ -175,6 +210,83 @@ export function figure(
   return median(values.map((v) => v ?? NaN).filter(Number.isFinite));
 }
 
+/**
+ * Per rank, step `step`'s MoE-block figures with communication counted as
+ * transfer only: from the moment the last rank issued each all-to-all to
+ * the moment the last rank completed it (see `alignCollectives`); the step
+ * must have kept its timed ops.
+ */
+export function transferFigures(perRank: CaseResult[], step: number): BlockFigures[] {
+  const ops = alignCollectives(perRank.map((c) => c.reports[step].ops!));
+  return perRank.map((c, r) => {
+    const blocks = blockFigures(ops[r], c.reports[step].layout!);
+    return { ...sumFigures(blocks), blocks };
+  });
+}
+
+/** The figures of a run's MoE blocks, summed, with each block's. */
+export type BlockFigures = OverlapFigures & { blocks: BlockOverlap[] };
+
+/** {@linkcode figure} on {@linkcode transferFigures} (steps from `from` on must keep their ops). */
+export function transferFigure(
+  perRank: CaseResult[],
+  from: number,
+  pick: (f: BlockFigures) => number | null,
+): number {
+  const steps = perRank[0].reports.length;
+  const values = Array.from({ length: steps - from }, (_, i) => transferFigures(perRank, from + i))
+    .flat().map(pick).map((v) => v ?? NaN).filter(Number.isFinite);
+  return values.length ? median(values) : NaN;
+}
+
+/**
+ * The link on which communication of `bytes` in `calls` calls takes
+ * `commMs`, of which `fixedMs` (measured unshaped) and each call's latency
+ * are already spent; the bytes fill the rest (at least a tenth of it).
+ */
+export function linkForComm(
+  cal: { fixedMs: number; bytes: number; calls: number },
+  commMs: number,
+  latencyS: number,
+): LinkModel {
+  const wireMs = Math.max(commMs / 10, commMs - cal.fixedMs - cal.calls * latencyS * 1e3);
+  return { bandwidthBytesPerS: cal.bytes / (wireMs / 1e3), latencyS };
+}
+
+/**
+ * The link corrected from a measurement on it: the wire time of the
+ * block's `bytes` changes by what the measured communication missed the
+ * wanted one (at least a tenth of it stays).
+ *
+ * @example
+ * ```ts
+ * import { correctLink } from "./overlap.ts";
+ * // 1 MB at 10 MB/s is 100 ms on the wire; 90 ms wanted, 120 ms measured: 1 MB in 70 ms.
+ * correctLink({ bandwidthBytesPerS: 1e7, latencyS: 0 }, 1e6, 90, 120).bandwidthBytesPerS; // about 1.43e7
+ * ```
+ */
+export function correctLink(
+  link: LinkModel,
+  bytes: number,
+  wantMs: number,
+  measuredMs: number,
+): LinkModel {
+  const wireMs = (bytes / link.bandwidthBytesPerS) * 1e3;
+  const next = Math.max(wireMs / 10, wireMs + wantMs - measuredMs);
+  return { ...link, bandwidthBytesPerS: bytes / (next / 1e3) };
+}
+
+/** Communication over forward window of ScMoE Pos-2 in the regime the target names. */
+export const WINDOW_RATIOS = [0.4, 0.6, 0.8];
+
+/** The case of ScMoE Pos-2 with communication `ratio` of its forward window. */
+function windowCase(ratio: number): string {
+  return `scmoe-pos2/comm-x${ratio}-window`;
+}
+
+/** One-way latency of the emulated links. */
+export const LATENCY_S = 2e-4;
+
 /** The benchmark's entry point. */
 export async function runOverlapBench(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -188,34 +300,46 @@ export async function runOverlapBench(args: string[]): Promise<void> {
   const quick = values.quick;
   const pair = { ...PAIR, nEmbd: quick ? 128 : 256 };
   const rows = quick ? 4 : 8, seq = 64;
-  const warmup = 4, measured = quick ? 2 : 8;
+  const warmup = 4, measured = 8;
   const steps = warmup + measured;
   const log = (s: string) => values.json || console.error(s);
-  // Calibrate: top-2 run serially on an unshaped link; the link is then set so that the
-  // bytes its MoE block sends to the other rank take as long as the block's compute
-  // (less the communication's fixed cost, measured unshaped).
-  const calibration = await runOnRanks([{
-    name: "top2",
-    model: { ...pair, variant: "top2" },
-    schedule: { overlap: false },
-    steps: 5,
-    rows,
-    seq,
-    traceStep: 4,
-  }]);
-  const computeMs = figure(calibration.map((r) => r[0]), 2, (r) => r.computeMs);
-  const fixedMs = figure(calibration.map((r) => r[0]), 2, (r) => r.commMs);
-  const bytes = blockBytes(calibration[0][0].reports[4]);
-  const link: LinkModel = {
-    bandwidthBytesPerS: bytes / (Math.max(computeMs / 2, computeMs - fixedMs) / 1e3),
-    latencyS: 2e-4,
-  };
-  log(
-    `calibration: top-2 block compute ${computeMs.toFixed(1)} ms, unshaped comm ` +
-      `${fixedMs.toFixed(1)} ms, ${(bytes / 1e6).toFixed(2)} MB to the other rank ` +
-      `-> link ${(link.bandwidthBytesPerS / 1e6).toFixed(2)} MB/s`,
+  // Calibrate on an unshaped link: serial top-2 (its block compute and bytes) and ScMoE
+  // Pos-2 (its forward window and bytes); the fixed cost of communication is the
+  // unshaped transfer time.
+  const calSteps = 5, calFrom = 2;
+  const calibration = await runOnRanks(
+    [["top2", { overlap: false }], ["scmoe-pos2", {}]].map(([name, schedule]) => ({
+      name: name as string,
+      model: { ...pair, variant: name === "top2" ? "top2" : "scmoe", pos: 2 },
+      schedule: schedule as OverlapCase["schedule"],
+      steps: calSteps,
+      rows,
+      seq,
+      traceFrom: calFrom,
+    })),
   );
-  const cases = VARIANTS.map(([name, model, schedule]): OverlapCase => ({
+  const [top2Cal, pos2Cal] = [0, 1].map((i) => calibration.map((r) => r[i]));
+  const unshaped = (cal: CaseResult[]) => ({
+    fixedMs: transferFigure(cal, calFrom, (f) => f.commMs),
+    bytes: blockBytes(cal[0].reports[calSteps - 1]),
+    calls: 4,
+  });
+  const computeMs = figure(top2Cal, calFrom, (r) => r.computeMs);
+  // The issue's point: communication about half of the serial top-2 block (comm = compute).
+  const halfLink = linkForComm(unshaped(top2Cal), computeMs, LATENCY_S);
+  // The target's regime: Pos-2's all-to-alls of each pass shorter than its forward window.
+  const windowMs = transferFigure(pos2Cal, calFrom, (f) => f.blocks[0].forward.windowMs);
+  const windowLinks = WINDOW_RATIOS.map((ratio) =>
+    linkForComm(unshaped(pos2Cal), 2 * ratio * windowMs, LATENCY_S)
+  );
+  const mbps = (l: LinkModel) => `${(l.bandwidthBytesPerS / 1e6).toFixed(2)} MB/s`;
+  log(
+    `calibration (unshaped): top-2 block compute ${computeMs.toFixed(1)} ms -> half-of-top-2 ` +
+      `link ${mbps(halfLink)}; Pos-2 forward window ${windowMs.toFixed(1)} ms -> links ` +
+      windowLinks.map((l, i) => `${mbps(l)} (x${WINDOW_RATIOS[i]})`).join(", ") +
+      " for each pass's communication that share of it",
+  );
+  const caseOf = ([name, model, schedule]: (typeof VARIANTS)[0]): OverlapCase => ({
     name,
     model: { ...pair, ...model },
     schedule,
@@ -223,42 +347,95 @@ export async function runOverlapBench(args: string[]): Promise<void> {
     rows,
     seq,
     traceStep: steps - 1,
-  }));
-  const perRank = await runOnRanks(cases, { link });
+    traceFrom: warmup,
+  });
+  const cases = VARIANTS.map(caseOf);
+  const perRank = await runOnRanks(cases, { link: halfLink });
+  const pos2 = caseOf(VARIANTS.find(([name]) => name === "scmoe-pos2")!);
+  // Each ratio's run is repeated on a corrected link while its own measured ratio
+  // (all-to-alls per pass over the forward window) misses by more than 0.1; the closest is kept.
+  const pos2Bytes = unshaped(pos2Cal).bytes;
+  const windowRanks: CaseResult[][] = [];
+  for (const [i, ratio] of WINDOW_RATIOS.entries()) {
+    let best: { got: number; results: CaseResult[]; link: LinkModel } | undefined;
+    for (let round = 1; round <= 3; round++) {
+      const results = (await runOnRanks([pos2], { link: windowLinks[i] })).map((r) => r[0]);
+      const w = transferFigure(results, warmup, (f) => f.blocks[0].forward.windowMs);
+      const c = transferFigure(results, warmup, (f) => f.commMs);
+      const got = c / 2 / w;
+      log(
+        `${windowCase(ratio)} run ${round}: link ${mbps(windowLinks[i])} -> ratio ${
+          got.toFixed(3)
+        }`,
+      );
+      if (!best || Math.abs(got - ratio) < Math.abs(best.got - ratio)) {
+        best = { got, results, link: windowLinks[i] };
+      }
+      if (Math.abs(got - ratio) <= 0.1) break;
+      windowLinks[i] = correctLink(windowLinks[i], pos2Bytes, 2 * ratio * w, c);
+    }
+    windowRanks.push(best!.results);
+    windowLinks[i] = best!.link;
+  }
   const out: BenchRow[] = [];
-  cases.forEach((c, i) => {
-    const results = perRank.map((r) => r[i]);
-    for (const line of results[0].decisions) log(`rank 0 ${line}`);
-    const metric = (name: string, unit: string, pick: (r: OverlapReport) => number | null) =>
-      out.push({
-        bench: "overlap",
-        case: c.name,
-        metric: name,
-        value: figure(results, warmup, pick),
-        unit,
-      });
-    metric("hidden_fraction", "ratio", (r) => r.hiddenFraction);
-    metric("eta", "ratio", (r) => r.eta);
-    metric("comm_ms", "ms", (r) => r.commMs);
-    metric("compute_ms", "ms", (r) => r.computeMs);
-    metric("window_ms", "ms", (r) => r.windowMs);
-    metric("block_ms", "ms", (r) => r.spanMs);
-    metric("step_ms", "ms", (r) => r.stepMs);
-  });
-  out.push({
-    bench: "overlap",
-    case: "link",
-    metric: "bandwidth",
-    value: link.bandwidthBytesPerS / 1e6,
-    unit: "MB/s",
-  });
+  const report = (name: string, results: CaseResult[]) => {
+    for (const line of results[0].decisions) log(`${name}: rank 0 ${line}`);
+    const metric = (metric: string, unit: string, value: number) =>
+      out.push({ bench: "overlap", case: name, metric, value, unit });
+    const issued = (pick: (r: OverlapReport) => number | null) => figure(results, warmup, pick);
+    const moved = (pick: (f: BlockFigures) => number | null) =>
+      transferFigure(results, warmup, pick);
+    const ratio = (pass: "forward" | "backward") => (f: BlockFigures) => {
+      const b = f.blocks[0]?.[pass];
+      return b && b.windowMs > 0 ? b.commMs / b.windowMs : null;
+    };
+    metric("hidden_fraction", "ratio", moved((f) => f.hiddenFraction));
+    metric("eta", "ratio", moved((f) => f.eta));
+    metric("comm_ms", "ms", moved((f) => f.commMs));
+    metric("compute_ms", "ms", issued((r) => r.computeMs));
+    metric("window_ms", "ms", issued((r) => r.windowMs));
+    metric("comm_window_ratio_fwd", "ratio", moved(ratio("forward")));
+    metric("comm_window_ratio_bwd", "ratio", moved(ratio("backward")));
+    metric("block_ms", "ms", issued((r) => r.spanMs));
+    metric("step_ms", "ms", issued((r) => r.stepMs));
+    metric("hidden_fraction_with_skew", "ratio", issued((r) => r.hiddenFraction));
+    metric("eta_with_skew", "ratio", issued((r) => r.eta));
+    metric("comm_ms_with_skew", "ms", issued((r) => r.commMs));
+  };
+  cases.forEach((c, i) => report(c.name, perRank.map((r) => r[i])));
+  WINDOW_RATIOS.forEach((ratio, i) => report(windowCase(ratio), windowRanks[i]));
+  const link = (name: string, l: LinkModel) =>
+    out.push({
+      bench: "overlap",
+      case: name,
+      metric: "bandwidth",
+      value: l.bandwidthBytesPerS / 1e6,
+      unit: "MB/s",
+    });
+  link("link", halfLink);
+  WINDOW_RATIOS.forEach((ratio, i) => link(`link/${windowCase(ratio)}`, windowLinks[i]));
+  const got = (c: string, m: string) =>
+    formatNumber(out.find((r) => r.case === c && r.metric === m)!.value as number);
+  for (const c of WINDOW_RATIOS.map(windowCase)) {
+    log(
+      `target (issue 5): ${c}: communication ${got(c, "comm_window_ratio_fwd")} (forward) and ` +
+        `${got(c, "comm_window_ratio_bwd")} (backward) of the window: hidden ` +
+        `${got(c, "hidden_fraction")}, eta ${got(c, "eta")} (>= 0.9 each)`,
+    );
+  }
   printRows(out, values.json);
   if (values.out) {
     await Deno.mkdir(values.out, { recursive: true });
-    const traced = cases.map((c, i) => ({
-      name: c.name,
-      ranks: perRank.map((r) => r[i].reports[c.traceStep!].ops ?? []),
-    }));
+    const traced = [
+      ...cases.map((c, i) => ({
+        name: c.name,
+        ranks: perRank.map((r) => r[i].reports[c.traceStep!].ops ?? []),
+      })),
+      ...WINDOW_RATIOS.map((ratio, i) => ({
+        name: windowCase(ratio),
+        ranks: windowRanks[i].map((r) => r.reports[pos2.traceStep!].ops ?? []),
+      })),
+    ];
     await Deno.writeTextFile(
       `${values.out}/overlap_trace.json`,
       JSON.stringify(chromeTrace(traced)),

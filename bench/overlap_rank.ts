@@ -19,6 +19,8 @@ import type { OverlapReport } from "../models/overlap_report.ts";
 import type { CaseResult, OverlapCase, RankMessage, RankRequest } from "./overlap.ts";
 
 let comm: Communicator | undefined;
+/** The group that sums dense gradients, when not `comm`. */
+let gradComm: Communicator | undefined;
 
 /** Synthetic windows of one rank and step: [rows, seq + 1] to train on, [rows, seq] forward-only. */
 function batch(c: OverlapCase, rank: number, step: number) {
@@ -40,8 +42,9 @@ function caseRunner(c: OverlapCase, rank: number, size: number) {
     const b = batch(c, rank, i);
     const opts = {
       comm,
+      gradComm,
       schedule: { ...c.schedule, log: (line: string) => decisions.push(line) },
-      trace: c.traceStep === i,
+      trace: c.traceStep === i || i >= (c.traceFrom ?? Infinity),
     };
     if (c.forwardOnly) {
       const input = { tokens: b.tokens, batchSize: b.rows, seqLen: b.cols };
@@ -97,11 +100,13 @@ self.onmessage = async (e: MessageEvent<RankRequest>) => {
     if (m.type === "init") {
       await setupBackend(m.backend as BackendName);
       comm = await createCommunicator(m.spec as LocalGroupSpec);
+      if (m.gradSpec) gradComm = await createCommunicator(m.gradSpec);
       reply({ type: "ready" });
     } else if (m.type === "run") {
       reply({ type: "results", results: await runCases(m.cases, m.interleave ?? false) });
     } else {
       await comm?.close();
+      await gradComm?.close();
       reply({ type: "closed" });
       self.close();
     }

@@ -87,6 +87,12 @@ export interface SegmentedOptions {
   overlap?: boolean;
   /** Receives the run's timed ops: compute ops, waits, collectives. */
   record?: TimedOp[];
+  /**
+   * The order the backward walks the steps in: the program's steps, each
+   * once, every step after the consumers of its outputs (default
+   * {@linkcode backwardOrder} of the program).
+   */
+  backward?: Step[];
 }
 
 /** A program executed in segments on one rank of an expert-parallel group. */
@@ -98,6 +104,7 @@ export class SegmentedRun {
   readonly #tag: string;
   readonly #overlap: boolean;
   readonly #record: TimedOp[];
+  readonly #backward: Step[];
   readonly #values = new Map<string, Pending>();
   readonly #used = new Map<string, string[]>();
   /** Futures not yet settled, by the exchange they wait for. */
@@ -126,6 +133,7 @@ export class SegmentedRun {
     this.#tag = tag;
     this.#overlap = opts.overlap ?? true;
     this.#record = opts.record ?? [];
+    this.#backward = opts.backward ?? backwardOrder(program);
   }
 
   /** Runs the forward pass; the values stay saved for {@linkcode backward}. */
@@ -168,9 +176,16 @@ export class SegmentedRun {
   /**
    * Back-propagates `seed` * d(loss) and returns the gradient of every
    * parameter this rank used. Every rank must call it (the exchanges run
-   * even where a gradient is zero). Steps run in {@linkcode backwardOrder}.
+   * even where a gradient is zero). Steps run in the order of
+   * {@linkcode SegmentedOptions.backward}. `ready` is told each parameter's
+   * gradient as soon as it is complete (every step that used the parameter
+   * is back-propagated), while the backward goes on; the tensor is the one
+   * returned.
    */
-  async backward(seed: number): Promise<Map<string, tf.Tensor>> {
+  async backward(
+    seed: number,
+    ready?: (name: string, grad: tf.Tensor) => void,
+  ): Promise<Map<string, tf.Tensor>> {
     const grads = new Map<string, Pending>([["loss", tf.scalar(seed)]]);
     const paramGrads = new Map<string, tf.Tensor>();
     const accumulate = (name: string, g: Pending) => {
@@ -187,7 +202,20 @@ export class SegmentedRun {
       return g ?? null;
     };
     const lookup = lookupIn(this.#params);
-    for (const step of backwardOrder(this.#program)) {
+    const uses = new Map<string, number>();
+    for (const names of this.#used.values()) {
+      for (const n of names) uses.set(n, (uses.get(n) ?? 0) + 1);
+    }
+    /** One fewer step to back-propagate for each of `names`; tells `ready` the complete ones. */
+    const usedBy = (names: string[]) => {
+      for (const n of names) {
+        const left = uses.get(n)! - 1;
+        uses.set(n, left);
+        const g = paramGrads.get(n);
+        if (left === 0 && g) ready?.(n, g);
+      }
+    };
+    for (const step of this.#backward) {
       if (step.kind === "route") continue;
       if (step.kind !== "compute") {
         const g = take(step.output);
@@ -200,11 +228,14 @@ export class SegmentedRun {
         continue;
       }
       const pending = step.outputs.map(take);
-      if (pending.every((d) => d === null)) continue;
+      const used = this.#used.get(step.name)!;
+      if (pending.every((d) => d === null)) {
+        usedBy(used);
+        continue;
+      }
       const dys = await this.#await(pending, "bwd");
       const inputs = await Promise.all(step.inputs.map((n) => this.value(n)));
       const t0 = nowMs();
-      const used = this.#used.get(step.name)!;
       const xs = [...inputs, ...used.map(lookup)];
       const { value, grads: dxs } = tf.engine().gradients(
         () => {
@@ -227,6 +258,7 @@ export class SegmentedRun {
         }
       });
       this.#op(step.name, "bwd", t0);
+      usedBy(used);
     }
     for (const g of grads.values()) (await g).dispose();
     return paramGrads;

@@ -16,6 +16,7 @@ import { type ModelConfig, resolveConfig } from "./config.ts";
 import type { Batch } from "./data.ts";
 import { nowMs } from "../collectives/link.ts";
 import { lookupIn, runLocal, SegmentedRun } from "./execute.ts";
+import { GradientBuckets } from "./grad_sync.ts";
 import { gateNoise, type GateStats, routeStats } from "./gate.ts";
 import { blockFigures, type OverlapReport, sumFigures, type TimedOp } from "./overlap_report.ts";
 import { initialValues, paramSpecs } from "./params.ts";
@@ -113,6 +114,12 @@ export interface RunOptions {
   schedule?: ScheduleOptions;
   /** Keep every timed op in the overlap report (for `trace.ts` and timelines). */
   trace?: boolean;
+  /**
+   * The group that sums the dense gradients (training, with `comm` only;
+   * default `comm`): the same ranks, over another link where the
+   * data-parallel traffic should not share the expert-parallel one's.
+   */
+  gradComm?: Communicator;
 }
 
 /** What a loss-computing run reports. Losses are means over the global batch. */
@@ -188,15 +195,24 @@ export async function trainStep(
     const t0 = nowMs();
     const scheduled = scheduledRun(model, "train", program, ctx, comm, opts);
     const { run, record } = scheduled;
+    // Each rank back-propagated 1/N of the mean loss: the dense gradients are summed
+    // over the group, bucket by bucket, while the backward goes on.
+    const dense = [...model.params.keys()].filter((n) => expertIndex(n) === null);
+    const buckets = new GradientBuckets(
+      dense,
+      opts.gradComm ?? comm,
+      nextTag(model, "grads"),
+      record,
+    );
     try {
       await run.forward();
       parts = await lossValues(run);
-      const used = await run.backward(1 / comm.size);
+      const used = await run.backward(1 / comm.size, (n, g) => buckets.ready(n, g));
       grads = new Map([...model.params].map(([n, v]) => [n, used.get(n) ?? tf.zerosLike(v)]));
     } finally {
       await run.dispose();
     }
-    await allreduceDense(grads, comm, nextTag(model, "grads"), record);
+    await buckets.finish(grads);
     overlap = await scheduled.report(nowMs() - t0);
   }
   model.step = step + 1;
@@ -350,6 +366,7 @@ function scheduledRun(
   const run = new SegmentedRun(planned.steps, ctx, model.params, comm, nextTag(model, kind), {
     overlap: scheduler.overlap,
     record,
+    backward: planned.backward,
   });
   const report = async (stepMs: number): Promise<OverlapReport> => {
     const decisions = await scheduler.observe(record, comm, nextTag(model, "plan"));
@@ -358,10 +375,12 @@ function scheduledRun(
       ...sumFigures(blocks),
       blocks,
       slots: planned.slots,
+      backwardSlots: planned.backwardSlots,
       chunks: planned.chunks,
       decisions,
       stepMs,
       ops: opts.trace ? record : undefined,
+      layout: opts.trace ? planned.layout : undefined,
     };
   };
   return { run, record, report };
@@ -419,36 +438,6 @@ function nextTag(model: Model, what: string): string {
   const n = runCounts.get(model) ?? 0;
   runCounts.set(model, n + 1);
   return `model/${n}/${what}`;
-}
-
-/**
- * Sums the dense gradients over the group (each rank back-propagated 1/N of
- * the mean loss), recording the collective and the wait on it.
- */
-async function allreduceDense(
-  grads: Map<string, tf.Tensor>,
-  comm: Communicator,
-  tag: string,
-  record: TimedOp[],
-) {
-  const dense = [...grads.keys()].filter((n) => expertIndex(n) === null);
-  const arrays = await Promise.all(dense.map((n) => grads.get(n)!.data() as Promise<Float32Array>));
-  const flat = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
-  let offset = 0;
-  for (const a of arrays) flat.set(a, (offset += a.length) - a.length);
-  const timing: { doneAtMs?: number } = {};
-  const startMs = nowMs();
-  const summed = await comm.allreduce(flat, "sum", { tag, timing });
-  const endMs = nowMs();
-  const name = "grads.allreduce";
-  record.push({ name, kind: "comm", phase: "bwd", startMs, endMs: timing.doneAtMs ?? endMs });
-  record.push({ name, kind: "wait", phase: "bwd", startMs, endMs });
-  offset = 0;
-  for (const n of dense) {
-    const g = grads.get(n)!;
-    grads.set(n, tf.tensor(summed.subarray(offset, offset += g.size), g.shape));
-    g.dispose();
-  }
 }
 
 /** Loss values and gate statistics, reduced over the group when there is one. */

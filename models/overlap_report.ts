@@ -6,7 +6,8 @@
  * - `computeMs`: the block's compute ops (window backbone, gate, experts, output)
  * - `commMs`: its all-to-alls in flight (issue to completion on the comm
  *   thread; time with several in flight, as pipelined chunks, counts once)
- * - `exposedMs`: time the compute thread waited on one of them
+ * - `exposedMs`: time the compute thread waited on one of them, from the
+ *   collective's start on (see {@linkcode alignCollectives} for what start means)
  * - `spanMs`: measured block time (first op start to last op end)
  * - `hiddenFraction = 1 - exposed / comm`
  * - `eta = (T_ser - T_meas) / (T_ser - T_bound)` with `T_ser = compute + comm`
@@ -134,11 +135,17 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
         mine.filter((o) => o.kind === kind && keep(o)).reduce((s, o) => s + o.endMs - o.startMs, 0);
       const thread = mine.filter((o) => o.kind !== "comm");
       const computeMs = total("op");
-      const commMs = unionMs(mine.filter((o) => o.kind === "comm"));
+      const comms = mine.filter((o) => o.kind === "comm");
+      const commMs = unionMs(comms);
+      const startOf = new Map(comms.map((o) => [o.name, o.startMs]));
+      const exposedMs = mine.filter((o) => o.kind === "wait").reduce(
+        (s, o) => s + Math.max(0, o.endMs - Math.max(o.startMs, startOf.get(o.name) ?? -Infinity)),
+        0,
+      );
       return sumFigures([{
         computeMs,
         commMs,
-        exposedMs: total("wait"),
+        exposedMs,
         spanMs: thread.length
           ? Math.max(...thread.map((o) => o.endMs)) - Math.min(...thread.map((o) => o.startMs))
           : 0,
@@ -152,12 +159,46 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
   });
 }
 
+/**
+ * The same runs of every rank (`ranks[r]`: rank r's timed ops of one step),
+ * with each collective timed as one transfer on every rank: from the moment
+ * the last rank issued it (before that, a rank waits for a slower rank: skew,
+ * not communication) to the moment the last rank completed it. A wait on it
+ * then counts as exposed only from its start on.
+ *
+ * @example
+ * ```ts
+ * import { alignCollectives } from "./overlap_report.ts";
+ * const comm = (startMs: number, endMs: number) =>
+ *   ({ name: "x", kind: "comm" as const, phase: "fwd" as const, startMs, endMs });
+ * alignCollectives([[comm(1, 9)], [comm(4, 5)]])[1][0]; // starts at 4, ends at 9
+ * ```
+ */
+export function alignCollectives(ranks: TimedOp[][]): TimedOp[][] {
+  const key = (o: TimedOp) => `${o.phase} ${o.name}`;
+  const span = new Map<string, [number, number]>();
+  for (const o of ranks.flat()) {
+    if (o.kind !== "comm") continue;
+    const [s, e] = span.get(key(o)) ?? [-Infinity, -Infinity];
+    span.set(key(o), [Math.max(s, o.startMs), Math.max(e, o.endMs)]);
+  }
+  return ranks.map((ops) =>
+    ops.map((o) => {
+      if (o.kind !== "comm") return o;
+      const [startMs, endMs] = span.get(key(o))!;
+      return { ...o, startMs, endMs };
+    })
+  );
+}
+
 /** The overlap of one run (a training step, an evaluation, a forward pass) on one rank. */
 export interface OverlapReport extends OverlapFigures {
   /** Per MoE block; the top-level figures sum them. */
   blocks: BlockOverlap[];
   /** Slot of each gate use's expert computation in its window. */
   slots: Record<string, number>;
+  /** Window ops back-propagated before each gate use's expert backward. */
+  backwardSlots: Record<string, number>;
   /** Pipelining chunks of each gate use. */
   chunks: Record<string, number>;
   /** Schedule decisions made after this run, with their reasons. */
@@ -166,4 +207,6 @@ export interface OverlapReport extends OverlapFigures {
   stepMs: number;
   /** Every timed op, when asked for (`RunOptions.trace`); see `trace.ts`. */
   ops?: TimedOp[];
+  /** The blocks and windows of the run's steps, with `ops` (for {@linkcode blockFigures}). */
+  layout?: BlockLayout;
 }

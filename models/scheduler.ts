@@ -19,8 +19,14 @@ import {
 } from "./overlap_strategy.ts";
 import type { BlockLayout, TimedOp } from "./overlap_report.ts";
 import { pipelineGate, type Step } from "./program.ts";
-import { blockLayout, type GateWindow, gateWindows, scheduleProgram } from "./schedule.ts";
-import { median } from "./stats.ts";
+import {
+  backwardOrder,
+  blockLayout,
+  type GateWindow,
+  gateWindows,
+  scheduleProgram,
+} from "./schedule.ts";
+import { median, sum } from "./stats.ts";
 
 /** How a run is scheduled; every field has a default. */
 export interface ScheduleOptions {
@@ -36,6 +42,14 @@ export interface ScheduleOptions {
    * profiled, chosen and re-chosen on drift.
    */
   slot?: number | "auto";
+  /**
+   * Slot of each gate use's expert backward in its window's backward: a
+   * number of window ops back-propagated first (the window's backward runs
+   * its ops in reverse), or `"auto"`: planned on the backward's own measured
+   * times. Default: `"auto"` when `slot` is, else the mirror of `slot` (the
+   * backward walks the forward order in reverse).
+   */
+  backwardSlot?: number | "auto";
   /**
    * Chunks to pipeline each gate use's dispatch, experts and combine
    * (Tutel-style): a number, or `"auto"`: chosen once after profiling, for
@@ -55,10 +69,14 @@ export interface ScheduleOptions {
 export interface ScheduledProgram {
   /** The steps in execution order. */
   steps: Step[];
+  /** The order the backward walks the steps in (see `backwardOrder` of `schedule.ts`). */
+  backward: Step[];
   /** Blocks and windows of the steps, for the figures. */
   layout: BlockLayout;
   /** Slot of each gate use. */
   slots: Record<string, number>;
+  /** Backward slot of each gate use (window ops back-propagated before its experts'). */
+  backwardSlots: Record<string, number>;
   /** Chunks of each gate use. */
   chunks: Record<string, number>;
 }
@@ -67,6 +85,8 @@ interface GateState {
   window: GateWindow;
   planner: SlotPlanner;
   slot: number;
+  backwardPlanner: SlotPlanner;
+  backwardSlot: number;
   chunks: number;
   /** Profiles kept until the chunk count is decided. */
   profile: WindowTimes[] | null;
@@ -107,15 +127,31 @@ export class OverlapScheduler {
     const windows = gateWindows(serial);
     for (const w of windows) if (!this.#gates.has(w.gate)) this.#gates.set(w.gate, this.#start(w));
     const states = windows.map((w) => this.#gates.get(w.gate)!);
-    const slots = Object.fromEntries(states.map((g) => [g.window.gate, g.slot]));
-    const chunks = Object.fromEntries(states.map((g) => [g.window.gate, g.chunks]));
+    const byGate = (pick: (g: GateState) => number) =>
+      Object.fromEntries(states.map((g) => [g.window.gate, pick(g)]));
+    const slots = byGate((g) => g.slot);
+    const backwardSlots = byGate((g) => g.backwardSlot);
+    const chunks = byGate((g) => g.chunks);
     if (!this.overlap) {
-      return { steps: serial, layout: blockLayout(serial, windows), slots, chunks };
+      const layout = blockLayout(serial, windows);
+      return {
+        steps: serial,
+        backward: backwardOrder(serial),
+        layout,
+        slots,
+        backwardSlots,
+        chunks,
+      };
     }
-    let steps = serial;
-    for (const g of states) steps = pipelineGate(this.#cfg, steps, g.window.gate, g.chunks);
-    steps = scheduleProgram(steps, windows, new Map(Object.entries(slots)));
-    return { steps, layout: blockLayout(steps, windows), slots, chunks };
+    let pipelined = serial;
+    for (const g of states) pipelined = pipelineGate(this.#cfg, pipelined, g.window.gate, g.chunks);
+    const steps = scheduleProgram(pipelined, windows, new Map(Object.entries(slots)));
+    // The backward walks, in reverse, the order with the experts at the mirrored slot.
+    const mirrored = new Map(
+      states.map((g) => [g.window.gate, g.window.ops.length - g.backwardSlot]),
+    );
+    const backward = backwardOrder(scheduleProgram(pipelined, windows, mirrored));
+    return { steps, backward, layout: blockLayout(steps, windows), slots, backwardSlots, chunks };
   }
 
   /**
@@ -125,14 +161,14 @@ export class OverlapScheduler {
    * pipeline alike.
    */
   async observe(ops: TimedOp[], comm: Communicator, tag: string): Promise<string[]> {
-    if (!this.overlap) return [];
+    const profiling = [...this.#gates.values()].some((g) => g.profile);
+    if (!this.overlap || !(this.#autoSlot || this.#autoBackwardSlot || profiling)) return [];
     const lines: string[] = [];
     const deciding: GateState[] = [];
-    for (const g of this.#gates.values()) {
-      const times = windowTimes(ops, g.window);
-      if (!times) continue;
-      if (this.#opts.slot === "auto" || this.#opts.slot === undefined) {
-        const choice = g.window.ops.length > 0 ? g.planner.observe(times) : null;
+    for (const [g, fwd, bwd] of await groupTimes(ops, [...this.#gates.values()], comm, tag)) {
+      const plan = g.window.ops.length > 0;
+      if (plan && this.#autoSlot) {
+        const choice = g.planner.observe(fwd);
         if (choice) {
           g.slot = choice.slot;
           lines.push(
@@ -140,64 +176,122 @@ export class OverlapScheduler {
           );
         }
       }
+      if (plan && bwd && this.#autoBackwardSlot) {
+        const choice = g.backwardPlanner.observe(bwd);
+        if (choice) {
+          g.backwardSlot = choice.slot;
+          lines.push(
+            `${g.window.gate}: expert backward in slot ${choice.slot}: ${choice.reason}`,
+          );
+        }
+      }
       if (g.profile) {
-        g.profile.push(times);
+        g.profile.push(fwd);
         if (g.profile.length >= (this.#opts.planner?.warmupSteps ?? 3)) deciding.push(g);
       }
     }
-    if (deciding.length) lines.push(...await this.#decideChunks(deciding, comm, tag));
+    for (const g of deciding) lines.push(this.#decideChunks(g));
     for (const line of lines) this.#opts.log?.(line);
     return lines;
+  }
+
+  get #autoSlot(): boolean {
+    return this.#opts.slot === "auto" || this.#opts.slot === undefined;
+  }
+
+  get #autoBackwardSlot(): boolean {
+    const b = this.#opts.backwardSlot;
+    return b === "auto" || (b === undefined && this.#autoSlot);
   }
 
   #start(window: GateWindow): GateState {
     const fixed = this.#opts.slot;
     const n = window.ops.length;
+    const clamp = (k: number) => Math.max(0, Math.min(n, k));
+    const slot = typeof fixed === "number" ? clamp(fixed) : Math.ceil(n / 2);
+    const back = this.#opts.backwardSlot;
     return {
       window,
       planner: new SlotPlanner(n, this.#opts.planner),
-      slot: typeof fixed === "number" ? Math.max(0, Math.min(n, fixed)) : Math.ceil(n / 2),
+      slot,
+      backwardPlanner: new SlotPlanner(n, this.#opts.planner),
+      backwardSlot: typeof back === "number" ? clamp(back) : n - slot,
       chunks: typeof this.#opts.chunks === "number" ? Math.max(1, this.#opts.chunks) : 1,
       profile: this.#opts.chunks === "auto" && this.overlap ? [] : null,
     };
   }
 
-  async #decideChunks(gates: GateState[], comm: Communicator, tag: string): Promise<string[]> {
-    const fields = (
-      t: WindowTimes,
-    ) => [t.backbone.reduce((a, b) => a + b, 0), t.dispatchMs, t.expertMs, t.combineMs];
-    const local = gates.flatMap((g) => {
-      const rows = g.profile!.map(fields);
-      return rows[0].map((_, i) => median(rows.map((r) => r[i])));
-    });
-    const mean = await comm.allreduce(Float32Array.from(local), "mean", { tag });
-    return gates.map((g, j) => {
-      const [windowMs, dispatchMs, expertMs, combineMs] = mean.subarray(4 * j, 4 * j + 4);
-      const times = { backbone: [windowMs], dispatchMs, expertMs, combineMs };
-      const comm = dispatchMs + combineMs;
-      const overhead = this.#opts.chunkOverheadMs ?? 0.5;
-      g.chunks = comm > windowMs ? chooseChunks(times, overhead) : 1;
-      g.profile = null;
-      return `${g.window.gate}: ${g.chunks} chunk(s): communication ${comm.toFixed(2)} ms, ` +
-        `window ${windowMs.toFixed(2)} ms, experts ${expertMs.toFixed(2)} ms, ` +
-        `${overhead} ms per chunk and stage`;
-    });
+  #decideChunks(g: GateState): string {
+    const rows = g.profile!.map((t) => [sum(t.backbone), t.dispatchMs, t.expertMs, t.combineMs]);
+    const [windowMs, dispatchMs, expertMs, combineMs] = rows[0].map((_, i) =>
+      median(rows.map((r) => r[i]))
+    );
+    const times = { backbone: [windowMs], dispatchMs, expertMs, combineMs };
+    const comm = dispatchMs + combineMs;
+    const overhead = this.#opts.chunkOverheadMs ?? 0.5;
+    g.chunks = comm > windowMs ? chooseChunks(times, overhead) : 1;
+    g.profile = null;
+    return `${g.window.gate}: ${g.chunks} chunk(s): communication ${comm.toFixed(2)} ms, ` +
+      `window ${windowMs.toFixed(2)} ms, experts ${expertMs.toFixed(2)} ms, ` +
+      `${overhead} ms per chunk and stage`;
   }
 }
 
-/** One gate use's forward times in a step, or null when it did not run there. */
-export function windowTimes(ops: TimedOp[], window: GateWindow): WindowTimes | null {
-  const fwd = ops.filter((o) => o.phase === "fwd");
+/**
+ * Each gate use's forward and backward times in a step, averaged over the
+ * group (every rank must call it after the same step), so that every rank
+ * plans alike: an all-to-all completes when the last rank has issued it, so
+ * ranks that chose different slots would wait on each other. Gates that did
+ * not run are left out.
+ */
+async function groupTimes(
+  ops: TimedOp[],
+  gates: GateState[],
+  comm: Communicator,
+  tag: string,
+): Promise<[GateState, WindowTimes, WindowTimes | null][]> {
+  const ran = gates.flatMap((g) => {
+    const fwd = windowTimes(ops, g.window, "fwd");
+    return fwd ? [[g, fwd, windowTimes(ops, g.window, "bwd")] as const] : [];
+  });
+  const flat = (t: WindowTimes) => [...t.backbone, t.dispatchMs, t.expertMs, t.combineMs];
+  const local = ran.flatMap(([, fwd, bwd]) => [...flat(fwd), ...(bwd ? flat(bwd) : [])]);
+  const mean = await comm.allreduce(Float32Array.from(local), "mean", { tag });
+  let at = 0;
+  const read = (n: number): WindowTimes => {
+    const v = Array.from(mean.subarray(at, at += n + 3));
+    return { backbone: v.slice(0, n), dispatchMs: v[n], expertMs: v[n + 1], combineMs: v[n + 2] };
+  };
+  return ran.map(([g, , bwd]) => {
+    const n = g.window.ops.length;
+    return [g, read(n), bwd ? read(n) : null];
+  });
+}
+
+/**
+ * One gate use's times in one pass of a step, or null when it did not run
+ * there. The backward's window is the forward's reversed: its first
+ * exchange is the combine's gradient (towards the experts), its second the
+ * dispatch's (back to the sources).
+ */
+export function windowTimes(
+  ops: TimedOp[],
+  window: GateWindow,
+  phase: "fwd" | "bwd",
+): WindowTimes | null {
+  const mine = ops.filter((o) => o.phase === phase);
   const total = (keep: (o: TimedOp) => boolean) =>
-    fwd.filter(keep).reduce((s, o) => s + o.endMs - o.startMs, 0);
+    mine.filter(keep).reduce((s, o) => s + o.endMs - o.startMs, 0);
   const { gate } = window;
   const isComm = (kind: string) => (o: TimedOp) =>
     o.kind === "comm" && (o.name === `${gate}.${kind}` || o.name.startsWith(`${gate}.${kind}.c`));
-  if (!fwd.some(isComm("dispatch"))) return null;
+  if (!mine.some(isComm("dispatch"))) return null;
+  const names = phase === "fwd" ? window.ops : [...window.ops].reverse();
+  const [first, second] = phase === "fwd" ? ["dispatch", "combine"] : ["combine", "dispatch"];
   return {
-    backbone: window.ops.map((name) => total((o) => o.kind === "op" && o.name === name)),
-    dispatchMs: total(isComm("dispatch")),
+    backbone: names.map((name) => total((o) => o.kind === "op" && o.name === name)),
+    dispatchMs: total(isComm(first)),
     expertMs: total((o) => o.kind === "op" && o.name.startsWith(`${gate}.experts`)),
-    combineMs: total(isComm("combine")),
+    combineMs: total(isComm(second)),
   };
 }

@@ -1,6 +1,7 @@
 /** The pure parts of the scenario benchmark: the bar-chart SVG and the link calibration. */
-import { deepEqual as assertEquals } from "node:assert/strict";
+import { deepEqual as assertEquals, ok } from "node:assert/strict";
 import { barChartSvg } from "../bench/bar_chart_svg.ts";
+import { correctLink } from "../bench/overlap.ts";
 import { linkForShare, SCENARIO_VARIANTS } from "../bench/scenarios.ts";
 
 /** Checks that every opened tag is closed in order (a small well-formedness check). */
@@ -75,4 +76,16 @@ Deno.test("calibration: bandwidth from a target share, by hand", () => {
     1e8,
     1,
   );
+});
+
+Deno.test("calibration: a measurement corrects the link's wire time", () => {
+  // 1 MB at 10 MB/s: 100 ms on the wire; 90 ms of communication wanted, 120 ms
+  // measured: 30 ms less on the wire, 1 MB in 70 ms.
+  const link = { bandwidthBytesPerS: 1e7, latencyS: 2e-4 };
+  const next = correctLink(link, 1e6, 90, 120);
+  assertAlmost(next.bandwidthBytesPerS, 1e6 / 0.07, 1);
+  assertEquals(next.latencyS, 2e-4);
+  // Too little measured: more on the wire (a slower link); never under a tenth of it.
+  ok(correctLink(link, 1e6, 90, 50).bandwidthBytesPerS < 1e7);
+  assertAlmost(correctLink(link, 1e6, 0, 500).bandwidthBytesPerS, 1e8, 1);
 });

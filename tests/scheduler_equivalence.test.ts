@@ -26,7 +26,8 @@ import {
   gateWindows,
   scheduleProgram,
 } from "../models/schedule.ts";
-import type { ScheduleOptions } from "../models/scheduler.ts";
+import { OverlapScheduler, type ScheduleOptions } from "../models/scheduler.ts";
+import type { TimedOp } from "../models/overlap_report.ts";
 
 const TINY: Partial<ModelConfig> = {
   ...TINY_MODEL,
@@ -113,6 +114,8 @@ for (const [name, cfg] of VARIANTS) {
     const schedules: ScheduleOptions[] = [
       ...Array.from({ length: widest + 1 }, (_, slot) => ({ slot })),
       { slot: "auto" },
+      { slot: 0, backwardSlot: widest },
+      { slot: widest, backwardSlot: 0 },
     ];
     if (name !== "dense") schedules.push({ chunks: 2 }, { chunks: 3, slot: 1 });
     for (const schedule of schedules) {
@@ -127,6 +130,10 @@ for (const [name, cfg] of VARIANTS) {
             ? schedule.slot
             : Math.ceil(w.ops.length / 2);
           equal(report.slots[w.gate], Math.min(slot, w.ops.length), `${w.gate} slot`);
+          const back = typeof schedule.backwardSlot === "number"
+            ? Math.min(schedule.backwardSlot, w.ops.length)
+            : w.ops.length - report.slots[w.gate];
+          equal(report.backwardSlots[w.gate], back, `${w.gate} backward slot`);
         }
       }
     }
@@ -165,6 +172,64 @@ Deno.test("scheduler: the backward issues each gradient all-to-all as soon as it
   ok(at(`${g}.combine`) < at("blocks.1.moe.shared") && at("blocks.1.attn") < at(`${g}.experts`));
   equal(at(`${g}.dispatch`), at(`${g}.experts`) + 1);
   ok(at(`${g}.dispatch`) < at("blocks.0.mlp") && at("blocks.0.mlp") < at(g));
+});
+
+Deno.test("scheduler: the backward runs the experts in their own slot of the reversed window", () => {
+  const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
+  const g = "blocks.1.moe.gate";
+  const serial = buildProgram(cfg, true);
+  for (const backwardSlot of [0, 1, 2, 3]) {
+    const plan = new OverlapScheduler(cfg, { slot: 1, backwardSlot }).plan(serial);
+    assertDependencies(plan.steps);
+    const names = plan.backward.map((s) => s.name);
+    const before = ["blocks.1.moe.shared", "blocks.1.attn", "blocks.0.mlp"]
+      .filter((n) => names.indexOf(n) < names.indexOf(`${g}.experts`));
+    deepEqual(
+      before,
+      ["blocks.1.moe.shared", "blocks.1.attn", "blocks.0.mlp"].slice(0, backwardSlot),
+    );
+    equal(names.indexOf(`${g}.combine`), names.indexOf("blocks.1.moe.output") + 1);
+    equal(names.indexOf(`${g}.dispatch`), names.indexOf(`${g}.experts`) + 1);
+    equal(plan.slots[g], 1, "the forward keeps its slot");
+  }
+});
+
+Deno.test("scheduler: the backward slot is planned on the backward's own times", async () => {
+  const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
+  const g = "blocks.1.moe.gate";
+  const [comm] = createMemoryGroup(1);
+  const scheduler = new OverlapScheduler(cfg, { planner: { warmupSteps: 1 } });
+  const { layout } = scheduler.plan(buildProgram(cfg, true));
+  const op = (name: string, kind: TimedOp["kind"], phase: TimedOp["phase"], ms: number) => ({
+    name,
+    kind,
+    phase,
+    startMs: 0,
+    endMs: ms,
+  });
+  // Forward: a long dispatch and a short combine want the experts late (slot 3);
+  // backward: a long first exchange (the combine's gradient) wants them late too,
+  // which in the reversed window is after all three backbone ops (backward slot 3).
+  const ops: TimedOp[] = [
+    op("blocks.0.mlp", "op", "fwd", 5),
+    op("blocks.1.attn", "op", "fwd", 5),
+    op("blocks.1.moe.shared", "op", "fwd", 5),
+    op(`${g}.dispatch`, "comm", "fwd", 15),
+    op(`${g}.experts`, "op", "fwd", 2),
+    op(`${g}.combine`, "comm", "fwd", 1),
+    op("blocks.0.mlp", "op", "bwd", 10),
+    op("blocks.1.attn", "op", "bwd", 10),
+    op("blocks.1.moe.shared", "op", "bwd", 10),
+    op(`${g}.combine`, "comm", "bwd", 30),
+    op(`${g}.experts`, "op", "bwd", 4),
+    op(`${g}.dispatch`, "comm", "bwd", 1),
+  ];
+  ok(layout.blockOf.size > 0);
+  const lines = await scheduler.observe(ops, comm, "t");
+  const plan = scheduler.plan(buildProgram(cfg, true));
+  equal(plan.slots[g], 3, lines.join("\n"));
+  equal(plan.backwardSlots[g], 3, lines.join("\n"));
+  ok(lines.some((l) => l.includes("expert backward in slot 3")));
 });
 
 Deno.test("scheduler: top2 pipelining keeps a valid order: d0 d1 e0 c0 d2 e1 c1 e2 c2", () => {

@@ -1,0 +1,44 @@
+/**
+ * The overlap figures with communication counted as transfer: a collective
+ * runs from the last rank's issue to the last rank's completion, and a wait
+ * counts as exposed only from its start on (before, it is skew: waiting for
+ * the slower rank to issue).
+ */
+import { deepEqual, equal } from "node:assert/strict";
+import { alignCollectives, blockFigures, type TimedOp } from "../models/overlap_report.ts";
+
+const op = (name: string, kind: TimedOp["kind"], startMs: number, endMs: number): TimedOp => ({
+  name,
+  kind,
+  phase: "fwd",
+  startMs,
+  endMs,
+});
+
+const layout = {
+  blockOf: new Map([["w", 1], ["x", 1]]),
+  windowOps: new Map([[1, new Set(["w"])]]),
+};
+
+Deno.test("alignCollectives: a collective runs from the last issue to the last completion", () => {
+  const ranks = [
+    [op("x", "comm", 0, 10), op("w", "op", 0, 4)],
+    [op("x", "comm", 6, 7), op("w", "op", 0, 6)],
+  ];
+  const aligned = alignCollectives(ranks);
+  deepEqual(aligned.map((ops) => [ops[0].startMs, ops[0].endMs]), [[6, 10], [6, 10]]);
+  deepEqual(aligned[0][1], ranks[0][1], "compute ops stay as they are");
+});
+
+Deno.test("blockFigures: a wait before the transfer began is skew, not exposed communication", () => {
+  // Rank 0 computed 4 ms, then waited 6 ms: 2 ms for rank 1 to issue, 4 ms of transfer.
+  const ops = [op("w", "op", 0, 4), op("x", "comm", 6, 10), op("x", "wait", 4, 10)];
+  const [b] = blockFigures(ops, layout);
+  equal(b.commMs, 4);
+  equal(b.exposedMs, 4);
+  equal(b.hiddenFraction, 0);
+  // Unaligned (issued at 0), the same wait is all exposed, of 10 ms in flight.
+  const [issued] = blockFigures([ops[0], op("x", "comm", 0, 10), ops[2]], layout);
+  equal(issued.exposedMs, 6);
+  equal(issued.hiddenFraction, 0.4);
+});
