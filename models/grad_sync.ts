@@ -115,6 +115,9 @@ export class GradientBuckets {
             return summed;
           });
       });
+    // A step that fails before `finish` never awaits its buckets: their rejections
+    // (e.g. a peer's death) must not surface as unhandled and end the rank.
+    sum.catch(() => {});
     this.#sums.set(bucket, sum);
   }
 }
