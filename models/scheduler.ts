@@ -53,8 +53,10 @@ export interface ScheduleOptions {
   /**
    * Chunks to pipeline each gate use's dispatch, experts and combine
    * (Tutel-style): a number, or `"auto"`: chosen once after profiling, for
-   * gates whose communication is longer than their window (default 1).
-   * `top2` with `chunks: "auto"` is the pipelined top-2 baseline.
+   * gates whose communication is longer than their window. Default: `"auto"`
+   * when overlapping (the paper splits tokens when communication outgrows
+   * the window), 1 in serial mode. `top2` with `chunks: "auto"` is the
+   * pipelined top-2 baseline.
    */
   chunks?: number | "auto";
   /** Profiling and drift of the slot choice. */
@@ -217,7 +219,7 @@ export class OverlapScheduler {
       backwardPlanner: new SlotPlanner(n, this.#opts.planner),
       backwardSlot: typeof back === "number" ? clamp(back) : n - slot,
       chunks: typeof this.#opts.chunks === "number" ? Math.max(1, this.#opts.chunks) : 1,
-      profile: this.#opts.chunks === "auto" && this.overlap ? [] : null,
+      profile: (this.#opts.chunks ?? "auto") === "auto" && this.overlap ? [] : null,
     };
   }
 
