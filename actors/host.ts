@@ -54,8 +54,19 @@ export class ActorHost {
   #running = 0;
   readonly #queue: Extract<Message, { type: "call" }>[] = [];
 
-  /** Builds the host of actor `actorId` on `bus`; `exit` ends the Worker or process. */
-  constructor(readonly bus: Bus, readonly actorId: string, readonly exit: () => void) {
+  /**
+   * Builds the host of actor `actorId` on `bus`; `exit` ends the Worker or
+   * process. `natsServers`: the servers this actor's process uses (those of
+   * its host's agent); its NATS collective groups connect to them rather than
+   * to the driver's, so that on a cluster of routed servers each host keeps
+   * to its own.
+   */
+  constructor(
+    readonly bus: Bus,
+    readonly actorId: string,
+    readonly exit: () => void,
+    readonly natsServers?: string[],
+  ) {
     this.client = new CallClient(bus, new Timeline());
     this.groups = new GroupRegistry(actorId);
     bus.onMessage((m) => this.#onMessage(m));
@@ -75,7 +86,13 @@ export class ActorHost {
         this.#pump();
         break;
       case "group":
-        this.groups.add(msg.groupId, msg.members, msg.spec);
+        this.groups.add(
+          msg.groupId,
+          msg.members,
+          this.natsServers && msg.spec.kind === "nats"
+            ? { ...msg.spec, servers: this.natsServers }
+            : msg.spec,
+        );
         break;
       case "timeline-request":
         this.bus.send("driver", {
@@ -99,6 +116,9 @@ export class ActorHost {
         throw new TypeError(`${msg.moduleUrl} has no exported class ${msg.exportName}`);
       }
       this.#options = msg.options;
+      if (msg.options.timelineCapacity !== undefined) {
+        this.client.timeline!.capacity = msg.options.timelineCapacity;
+      }
       setActorContext({
         actorId: this.actorId,
         name: msg.options.name,

@@ -38,3 +38,4 @@ export {
 export type { DeviceSpec } from "./protocol.ts";
 export { Agent, type AgentInfo } from "./agent.ts";
 export { type NatsServer, type NatsServerOptions, startNatsServer } from "./nats_server.ts";
+export { DEFAULT_TIMELINE_CAPACITY } from "./timeline.ts";

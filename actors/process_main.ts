@@ -27,7 +27,7 @@ if (!values.job || !values.actor || !values.servers || values.incarnation === un
 const creds = credentialsFromEnv(values.servers.split(","));
 const bus = await NatsBus.open(creds, values.job, values.actor);
 bus.nc.closed().then(() => Deno.exit(0));
-new ActorHost(bus, values.actor, () => Deno.exit(0));
+new ActorHost(bus, values.actor, () => Deno.exit(0), creds.servers);
 const hb = new Worker(new URL("./heartbeat_worker.ts", import.meta.url), { type: "module" });
 hb.postMessage(
   {

@@ -21,6 +21,8 @@ export interface HostOptions {
   device?: DeviceSpec;
   /** Name the actor was registered under, if any. */
   name?: string;
+  /** Calls the host's timeline keeps, the most recent ones (see `InitOptions`). */
+  timelineCapacity?: number;
 }
 
 /** A compute device: a tfjs backend and an index among devices of that kind. */

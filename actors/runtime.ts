@@ -28,7 +28,12 @@ import { ActorDiedError, ActorNotFoundError, RemoteError, RuntimeStateError } fr
 import { ObjectRef } from "./object_ref.ts";
 import { AgentPlacer, type Placer, WorkerPlacer } from "./placement.ts";
 import type { DeviceSpec, Message } from "./protocol.ts";
-import { type CallRecord, Timeline } from "./timeline.ts";
+import {
+  type CallRecord,
+  checkTimelineCapacity,
+  DEFAULT_TIMELINE_CAPACITY,
+  Timeline,
+} from "./timeline.ts";
 
 /** Options of {@linkcode init}. */
 export interface InitOptions {
@@ -50,6 +55,13 @@ export interface InitOptions {
   heartbeatIntervalMs?: number;
   /** How long to wait for host agents to answer (default 10 s). */
   agentWaitMs?: number;
+  /**
+   * Calls the timeline of each node (the driver, every actor) keeps: the most
+   * recent ones, older ones being dropped, so a long run's memory stays
+   * bounded (default {@linkcode DEFAULT_TIMELINE_CAPACITY}, 100 000; 0 records
+   * nothing, Infinity keeps every call).
+   */
+  timelineCapacity?: number;
 }
 
 /** Options of one actor, given with `ActorClass.options`. */
@@ -111,7 +123,7 @@ function newJobId(): string {
 }
 
 class Runtime {
-  readonly timeline = new Timeline();
+  readonly timeline: Timeline;
   readonly client: CallClient;
   readonly actors = new Map<string, ActorRecord>();
   readonly names = new Map<string, string>();
@@ -127,11 +139,14 @@ class Runtime {
     readonly jobId: string,
     readonly bus: Bus,
     readonly kind: "local" | "nats",
-    readonly opts: Required<Pick<InitOptions, "heartbeatTimeoutMs" | "heartbeatIntervalMs">>,
+    readonly opts: Required<
+      Pick<InitOptions, "heartbeatTimeoutMs" | "heartbeatIntervalMs" | "timelineCapacity">
+    >,
     readonly natsCreds?: NatsCredentials,
     readonly server?: NatsServer,
     readonly agent?: Agent,
   ) {
+    this.timeline = new Timeline(opts.timelineCapacity);
     this.client = new CallClient(bus, this.timeline);
     bus.onMessage((m) => this.#onMessage(m));
   }
@@ -141,6 +156,7 @@ class Runtime {
     const hb = {
       heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3000,
       heartbeatIntervalMs: o.heartbeatIntervalMs ?? 500,
+      timelineCapacity: checkTimelineCapacity(o.timelineCapacity ?? DEFAULT_TIMELINE_CAPACITY),
     };
     if (cluster === "local") {
       const hub = new HubBus();
@@ -274,6 +290,7 @@ class Runtime {
           maxConcurrency: rec.options.maxConcurrency,
           device: rec.options.device,
           name: rec.options.name,
+          timelineCapacity: this.opts.timelineCapacity,
         },
       });
       rec.methods = await created.promise;
@@ -377,12 +394,12 @@ class Runtime {
   }
 
   /**
-   * Every call recorded by this driver and by the live actors (calls between
-   * actors are recorded by their caller); actors that do not answer within
-   * `waitMs` are left out.
+   * The calls recorded by this driver and by the live actors (calls between
+   * actors are recorded by their caller; each keeps its most recent
+   * `timelineCapacity`); actors that do not answer within `waitMs` are left out.
    */
   async gatherTimeline(waitMs = 2000): Promise<Timeline> {
-    const all = new Timeline();
+    const all = new Timeline(Infinity);
     all.merge(this.timeline.records);
     const live = [...this.actors.values()].filter((r) => r.status === "alive");
     await Promise.all(live.map((rec) =>
@@ -542,7 +559,8 @@ export function createGroup(handles: { actorId: string }[], opts: GroupOptions):
 }
 
 /**
- * Writes every call of the job (issued by the driver or by any live actor) as
+ * Writes the calls of the job (issued by the driver or by any live actor; the
+ * most recent `timelineCapacity` of each, see {@linkcode InitOptions}) as
  * Chrome trace JSON to `path`; returns the trace.
  */
 export async function timeline(path?: string): Promise<ReturnType<Timeline["toChromeTrace"]>> {

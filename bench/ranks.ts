@@ -38,6 +38,8 @@ export interface RankGroupOptions {
   maxRestarts?: number;
   /** Deadline of every collective call, in milliseconds (default 120 s). */
   collectiveTimeoutMs?: number;
+  /** Agent id or host name to place each rank on, by rank (nats clusters; default: round-robin). */
+  hosts?: readonly string[];
 }
 
 type RankBase = Omit<RankConfig, "rank" | "size" | "groupId">;
@@ -208,7 +210,10 @@ export class RankGroup {
 
   /** Creates the actor of `rank`. */
   #spawn(rank: number, size: number, groupId: string): Promise<ActorHandle<RankActor>> {
-    return Rank.options({ maxRestarts: this.#options.maxRestarts ?? 0 })
+    return Rank.options({
+      maxRestarts: this.#options.maxRestarts ?? 0,
+      host: this.#options.hosts?.[rank],
+    })
       .remote({ ...this.#base, rank, size, groupId });
   }
 

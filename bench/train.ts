@@ -91,6 +91,8 @@ export interface TrainOptions {
   onStep?: (step: number, group: RankGroup) => void | Promise<void>;
   /** Test-only fault injection: 0-based steps whose gradient rank 0 poisons with NaN. */
   nanGradSteps?: number[];
+  /** Agent id or host name to place each rank on, by rank (nats clusters; default: round-robin). */
+  rankHosts?: readonly string[];
 }
 
 /**
@@ -128,7 +130,11 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       },
       flags.ranks,
       model,
-      { maxRestarts: flags.maxRestarts, collectiveTimeoutMs: options.collectiveTimeoutMs },
+      {
+        maxRestarts: flags.maxRestarts,
+        collectiveTimeoutMs: options.collectiveTimeoutMs,
+        hosts: options.rankHosts,
+      },
     );
     say(
       `${describe(flags)}: ${flags.ranks} ${flags.cluster} ranks, ` +

@@ -201,7 +201,7 @@ export async function trainStep(
     const buckets = new GradientBuckets(
       dense,
       opts.gradComm ?? comm,
-      nextTag(model, "grads"),
+      runTag("grads"),
       record,
     );
     try {
@@ -363,13 +363,13 @@ function scheduledRun(
   const scheduler = schedulerOf(model, kind, opts.schedule);
   const planned = scheduler.plan(program);
   const record: TimedOp[] = [];
-  const run = new SegmentedRun(planned.steps, ctx, model.params, comm, nextTag(model, kind), {
+  const run = new SegmentedRun(planned.steps, ctx, model.params, comm, runTag(kind), {
     overlap: scheduler.overlap,
     record,
     backward: planned.backward,
   });
   const report = async (stepMs: number): Promise<OverlapReport> => {
-    const decisions = await scheduler.observe(record, comm, nextTag(model, "plan"));
+    const decisions = await scheduler.observe(record, comm, runTag("plan"));
     const blocks = blockFigures(record, planned.layout);
     return {
       ...sumFigures(blocks),
@@ -431,13 +431,14 @@ function runContext(
   };
 }
 
-const runCounts = new WeakMap<Model, number>();
-
-/** A collective tag stem, equal on every rank that makes the same calls. */
-function nextTag(model: Model, what: string): string {
-  const n = runCounts.get(model) ?? 0;
-  runCounts.set(model, n + 1);
-  return `model/${n}/${what}`;
+/**
+ * A collective tag stem, equal on every rank that makes the same calls. It is
+ * the same for every run of a kind: the communicator numbers the uses of a
+ * tag, so its table of tags stays as small as the program (a stem per run
+ * would grow it by every step's tags, forever).
+ */
+function runTag(what: string): string {
+  return `model/${what}`;
 }
 
 /** Loss values and gate statistics, reduced over the group when there is one. */
@@ -455,7 +456,7 @@ async function lossResult(
       ...parts.map((x) => x / comm.size),
       ...stats.flatMap((s) => [...s.load, s.dropped, s.assignments]),
     ]);
-    const sum = await comm.allreduce(flat, "sum", { tag: nextTag(model, "stats") });
+    const sum = await comm.allreduce(flat, "sum", { tag: runTag("stats") });
     [loss, lmLoss, auxLoss] = sum.subarray(0, 3);
     stats = stats.map((s, j) => {
       const o = 3 + j * (E + 2);

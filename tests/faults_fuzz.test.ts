@@ -54,7 +54,14 @@ Deno.test("10,000 malformed frames on control and data subjects during training"
     assert.deepEqual(rejected, { driver: counts.driver, data: counts.data });
 
     const [clean, fuzzed] = [await metricLines(`${tmp}/clean`), await metricLines(`${tmp}/fuzz`)];
-    assert.deepEqual(fuzzed.map((m) => m.loss), clean.map((m) => m.loss), "identical losses");
+    // Timing-driven schedule choices (slot, chunks) may reorder float sums: 1e-5, not bit equality.
+    assert.equal(fuzzed.length, clean.length);
+    fuzzed.forEach((m, i) =>
+      assert.ok(
+        Math.abs(m.loss - clean[i].loss) < 1e-5,
+        `step ${m.step}: ${m.loss} vs ${clean[i].loss}`,
+      )
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

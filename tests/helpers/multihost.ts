@@ -1,0 +1,266 @@
+/**
+ * A training run across emulated hosts: network namespaces on one bridge
+ * (`collectives/netns.ts`; root only), token-protected nats-servers, a host
+ * agent (`actors/agent_main.ts`) in each of two host namespaces and the
+ * driver ({@link ./multihost_driver.ts}) in a namespace of its own. Every
+ * process started here, and every process left in the namespaces, is killed
+ * and the namespaces are deleted whatever happens.
+ *
+ * @module
+ */
+import { createShapedHosts, type ShapedHosts } from "../../collectives/netns.ts";
+import type { DriverReport } from "./multihost_driver.ts";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+const AGENT_MAIN = `${ROOT}actors/agent_main.ts`;
+const DRIVER_MAIN = `${ROOT}tests/helpers/multihost_driver.ts`;
+const CLIENT_PORT = 4222;
+const ROUTE_PORT = 6222;
+const MONITOR_PORT = 8222;
+
+/** Options of {@linkcode multihostTrain}. */
+export interface MultihostOptions {
+  /**
+   * `"single"`: one nats-server in namespace 0, agents in 1 and 2, the driver
+   * in 3. `"routed"`: a cluster of two routed nats-servers, one in each of the
+   * host namespaces 1 and 2, each host's agent (and so its ranks) on its own
+   * server, the driver in namespace 0 on host 1's server.
+   */
+  topology: "single" | "routed";
+  /** Flags of the training run (not `--cluster`, `--out`). */
+  flags: string[];
+  /** Third octet of the hosts' 10.213.x.0/24 network. */
+  net: number;
+  /** Everything is killed after this long (default 45 s). */
+  deadlineMs?: number;
+}
+
+/** What {@linkcode multihostTrain} saw. */
+export interface MultihostResult extends DriverReport {
+  /** Agent id of the agent in host namespace 1, then of that in 2. */
+  agents: string[];
+  /** Routes each server reported up (routed topology), by server. */
+  routes: number[];
+  /** Exit code of each agent after SIGINT once the run was over. */
+  agentExits: number[];
+  /** Processes left in the namespaces after that orderly stop (then killed). */
+  leftover: number;
+  /** Address of host namespace 1, then of 2 (where rank 0, then rank 1, should run). */
+  hostAddresses: string[];
+  /** Monitoring URL of the server host 1's agent uses, then of host 2's. */
+  hostServers: string[];
+}
+
+/** A child process with its output collected as it comes. */
+class Child {
+  stdout = "";
+  stderr = "";
+  readonly process: Deno.ChildProcess;
+  /** Its exit. */
+  readonly exited: Promise<Deno.CommandStatus>;
+  /**
+   * Its exit and the end of its output (which processes it started may hold
+   * open after it exited: an agent's actor processes share its stdout).
+   */
+  readonly done: Promise<Deno.CommandStatus>;
+
+  constructor(command: Deno.Command) {
+    this.process = command.spawn();
+    const collect = (s: ReadableStream<Uint8Array>, to: "stdout" | "stderr") =>
+      s.pipeThrough(new TextDecoderStream()).pipeTo(
+        new WritableStream({ write: (c) => void (this[to] += c) }),
+      ).catch(() => {});
+    const reading = Promise.all([
+      collect(this.process.stdout, "stdout"),
+      collect(this.process.stderr, "stderr"),
+    ]);
+    this.exited = this.process.status;
+    this.done = Promise.all([this.exited, reading]).then(([s]) => s);
+  }
+
+  /** Waits until `re` matches the output (or fails when the process ends or after `ms`). */
+  async waitFor(re: RegExp, ms: number, what: string): Promise<RegExpMatchArray> {
+    const giveUp = Date.now() + ms;
+    let ended = false;
+    this.exited.then(() => ended = true);
+    while (true) {
+      const m = (this.stdout + this.stderr).match(re);
+      if (m) return m;
+      if (ended || Date.now() > giveUp) {
+        throw new Error(
+          `${what}: ${ended ? "exited" : `nothing after ${ms} ms`}; output: ` +
+            (this.stdout + this.stderr).trim().split("\n").slice(-5).join(" | "),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Sends `signal` (no-op when gone). */
+  kill(signal: Deno.Signal): void {
+    try {
+      this.process.kill(signal);
+    } catch { /* already gone */ }
+  }
+}
+
+/** The nats-server configuration of one server (routed to `peers` when given). */
+function serverConfig(
+  address: string,
+  token: string,
+  route?: { peers: string[]; user: string; password: string },
+): string {
+  const lines = [
+    `listen: "${address}:${CLIENT_PORT}"`,
+    `max_payload: ${8 * 1024 * 1024}`,
+    `max_pending: ${256 * 1024 * 1024}`,
+    `write_deadline: "10s"`,
+    `authorization { token: "${token}" }`,
+    `http: "${address}:${MONITOR_PORT}"`,
+  ];
+  if (route) {
+    const urls = route.peers.map((p) =>
+      `"nats-route://${route.user}:${route.password}@${p}:${ROUTE_PORT}"`
+    );
+    lines.push(
+      `cluster {`,
+      `  name: "scmoe"`,
+      `  listen: "${address}:${ROUTE_PORT}"`,
+      `  authorization { user: "${route.user}", password: "${route.password}" }`,
+      `  routes: [ ${urls.join(", ")} ]`,
+      `}`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Process ids still inside the namespaces (all started by this run). */
+async function pidsInside(net: ShapedHosts): Promise<number[]> {
+  const pids: number[] = [];
+  for (const ns of net.namespaces) {
+    const out = await new Deno.Command("ip", { args: ["netns", "pids", ns], stderr: "null" })
+      .output();
+    pids.push(...new TextDecoder().decode(out.stdout).split(/\s+/).filter(Boolean).map(Number));
+  }
+  return pids;
+}
+
+/** SIGKILLs every process left inside the namespaces and waits (up to 5 s) until they are gone. */
+async function killLeftovers(net: ShapedHosts): Promise<number[]> {
+  const left = await pidsInside(net);
+  const giveUp = Date.now() + 5000;
+  for (let pids = left; pids.length > 0 && Date.now() < giveUp; pids = await pidsInside(net)) {
+    for (const pid of pids) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* already gone */ }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return left;
+}
+
+/** Runs the training across namespaces as `opts.topology` says (root only). */
+export async function multihostTrain(opts: MultihostOptions): Promise<MultihostResult> {
+  const routed = opts.topology === "routed";
+  const net = await createShapedHosts({ hosts: routed ? 3 : 4, rateMbit: 1000, net: opts.net });
+  const dir = await Deno.makeTempDir({ prefix: "scmoe-multihost-" });
+  const token = crypto.randomUUID().replaceAll("-", "");
+  const children: Child[] = [];
+  const start = (host: number, cmd: string[], env: Record<string, string> = {}) => {
+    const c = new Child(
+      net.command(host, cmd, { cwd: ROOT, env, stdin: "null", stdout: "piped", stderr: "piped" }),
+    );
+    children.push(c);
+    return c;
+  };
+  const watchdog = setTimeout(() => {
+    for (const c of children) c.kill("SIGKILL");
+  }, opts.deadlineMs ?? 45_000);
+  try {
+    // Servers: namespace 0 alone, or namespaces 1 and 2 routed to each other.
+    const serverHosts = routed ? [1, 2] : [0];
+    const route = { user: "route", password: crypto.randomUUID().replaceAll("-", "") };
+    const servers = serverHosts.map((h) => {
+      const peers = serverHosts.filter((p) => p !== h).map((p) => net.addresses[p]);
+      const conf = `${dir}/nats-${h}.conf`;
+      Deno.writeTextFileSync(
+        conf,
+        serverConfig(net.addresses[h], token, routed ? { ...route, peers } : undefined),
+        { mode: 0o600 },
+      );
+      return start(h, ["nats-server", "-c", conf]);
+    });
+    await Promise.all(servers.map((s) => s.waitFor(/Server is ready/, 10_000, "nats-server")));
+    if (routed) {
+      // Each server has its route to the other before anyone connects.
+      await Promise.all(
+        servers.map((s) => s.waitFor(/Route connection created/, 10_000, "nats route")),
+      );
+    }
+    const urlOf = (h: number) => `nats://${net.addresses[h]}:${CLIENT_PORT}`;
+    const monitorOf = (h: number) => `http://${net.addresses[h]}:${MONITOR_PORT}`;
+    const serverOf = (host: number) => routed ? host : 0;
+
+    // A host agent in each of namespaces 1 and 2, on its own (or the only) server.
+    const env = { SCMOE_NATS_TOKEN: token };
+    const deno = [Deno.execPath(), "run", "-A", `--config=${ROOT}deno.json`];
+    const agentProcs = [1, 2].map((h) =>
+      start(h, [...deno, AGENT_MAIN, "--nats", urlOf(serverOf(h))], env)
+    );
+    const agents = await Promise.all(
+      agentProcs.map(async (a) => (await a.waitFor(/agent (\w+) on/, 20_000, "agent"))[1]),
+    );
+
+    // The driver in a namespace of its own, on host 1's server when routed.
+    const driverHost = routed ? 0 : 3;
+    const driver = start(driverHost, [
+      ...deno,
+      DRIVER_MAIN,
+      "--cluster",
+      urlOf(serverOf(1)),
+      "--hosts",
+      agents.join(","),
+      "--out",
+      `${dir}/run`,
+      "--monitor",
+      serverHosts.map(monitorOf).join(","),
+      "--",
+      ...opts.flags,
+    ], env);
+    const status = await driver.done;
+    if (!status.success) {
+      throw new Error(`driver exited with ${status.code}: ${driver.stderr.trim()}`);
+    }
+    const line = driver.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+    if (!line) throw new Error(`driver printed no report: ${driver.stdout}${driver.stderr}`);
+    const routes = servers.map((s) => (s.stderr.match(/Route connection created/g) ?? []).length);
+    // An orderly stop: each agent stops its actor processes on SIGINT, then the servers go.
+    agentProcs.forEach((a) => a.kill("SIGINT"));
+    const agentExits = (await Promise.all(agentProcs.map((a) => a.exited))).map((s) => s.code);
+    servers.forEach((s) => s.kill("SIGINT"));
+    await Promise.all(servers.map((s) => s.exited));
+    const leftover = (await pidsInside(net)).length;
+    return {
+      ...(JSON.parse(line) as DriverReport),
+      agents,
+      routes,
+      agentExits,
+      leftover,
+      hostAddresses: [1, 2].map((h) => net.addresses[h]),
+      hostServers: [1, 2].map((h) => monitorOf(serverOf(h))),
+    };
+  } finally {
+    clearTimeout(watchdog);
+    // Agents stop their actor processes on SIGINT; whatever is left is killed.
+    for (const c of children) c.kill("SIGINT");
+    const timer = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), 3000);
+    await Promise.all(children.map((c) => c.exited));
+    clearTimeout(timer);
+    // Actor processes of an agent that was killed, and so never stopped them.
+    await killLeftovers(net);
+    await Promise.all(children.map((c) => c.done));
+    await net.destroy();
+    await Deno.remove(dir, { recursive: true });
+  }
+}

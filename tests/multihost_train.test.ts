@@ -1,0 +1,71 @@
+/**
+ * Training across hosts: network namespaces on one bridge (root, as on our
+ * machines and CI), host agents in two of them, the driver in another, and
+ * either one nats-server or a cluster of two routed nats-servers (one per
+ * host, each host's agent and ranks on their own). Rank 0 runs on host 1,
+ * rank 1 on host 2; the run completes the steps asked with the losses of
+ * the same run on local ranks. Only the namespaces' addresses are used.
+ */
+import assert from "node:assert/strict";
+import { train } from "../bench/train.ts";
+import { parseTrainFlags } from "../models/config_flags.ts";
+import { metricLines, smallRun } from "./helpers/faults.ts";
+import { type MultihostResult, multihostTrain } from "./helpers/multihost.ts";
+
+const STEPS = 4;
+const FLAGS = [...smallRun(STEPS), "--ranks", "2"];
+
+let reference: number[] | undefined;
+
+/** Losses of the same run on 2 local ranks (computed once). */
+async function localLosses(): Promise<number[]> {
+  if (reference) return reference;
+  const tmp = await Deno.makeTempDir({ prefix: "multihost_local_" });
+  try {
+    await train(parseTrainFlags([...FLAGS, "--out", tmp]), { verbose: false });
+    reference = (await metricLines(tmp)).map((m) => m.loss);
+    return reference;
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+async function check(r: MultihostResult): Promise<void> {
+  const agentOf = (where: string) => /\(agent (\w+)\)$/.exec(where)?.[1];
+  assert.deepEqual(r.placements.map(agentOf), r.agents, `placements: ${r.placements}`);
+  assert.notEqual(r.agents[0], r.agents[1]);
+  assert.equal(r.steps, STEPS);
+  const local = await localLosses();
+  assert.equal(r.losses.length, STEPS);
+  for (const [i, loss] of r.losses.entries()) {
+    assert.ok(Math.abs(loss - local[i]) < 1e-5, `step ${i + 1}: ${loss} vs local ${local[i]}`);
+  }
+  // Each rank's connections (bus, heartbeat, collectives) come from its own
+  // host's address and go to that host's server.
+  for (const rank of [0, 1]) {
+    const mine = r.connections.filter((c) =>
+      c.name.includes(r.actorIds[rank]) || c.name.endsWith(`-${r.groupId}-${rank}`)
+    );
+    assert.equal(mine.length, 3, `rank ${rank}: ${JSON.stringify(r.connections)}`);
+    for (const c of mine) {
+      assert.deepEqual(
+        { ip: c.ip, server: c.server },
+        { ip: r.hostAddresses[rank], server: r.hostServers[rank] },
+        `rank ${rank}: ${c.name}`,
+      );
+    }
+  }
+  assert.deepEqual(r.agentExits, [0, 0], "agents exit cleanly on SIGINT");
+  assert.equal(r.leftover, 0, "agents stopped their actor processes");
+}
+
+Deno.test("multi-host: one nats-server, ranks on two host namespaces, the local losses", async () => {
+  const r = await multihostTrain({ topology: "single", flags: FLAGS, net: 80 });
+  await check(r);
+});
+
+Deno.test("multi-host: two routed nats-servers, each host on its own, the local losses", async () => {
+  const r = await multihostTrain({ topology: "routed", flags: FLAGS, net: 81 });
+  assert.ok(r.routes.every((n) => n >= 1), `routes created: ${r.routes}`);
+  await check(r);
+});
