@@ -10,8 +10,6 @@
 import { connectNats } from "../actors/bus_nats.ts";
 import {
   Agent,
-  jobId,
-  natsCredentials,
   type NatsServer,
   placementOf,
   runtimeStats,
@@ -20,10 +18,10 @@ import {
 import { freePort } from "../actors/nats_server.ts";
 import { loadLatestValid } from "../models/checkpoint.ts";
 import { parseTrainFlags } from "../models/config_flags.ts";
-import { type FuzzCounts, publishFuzz } from "./faults_frames.ts";
+import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "./faults_frames.ts";
 import { cutHost } from "./faults_netns.ts";
 import { type BenchRow, printRows } from "./output.ts";
-import { train, type TrainOptions, type TrainSummary } from "./train.ts";
+import { type Recovery, train, type TrainOptions, type TrainSummary } from "./train.ts";
 
 /** What one fault case measured. */
 export interface FaultResult {
@@ -68,6 +66,28 @@ async function stepsLost(dir: string, steps: number): Promise<number> {
   return lost + [...seen.keys()].filter((s) => s < 1 || s > steps).length;
 }
 
+/**
+ * The outcome of a run that had to recover once from a fault injected at
+ * `injectedAt` (epoch ms): survived when every asked step ran and a recovery
+ * happened; `describe` words the note from the first recovery.
+ */
+async function recoveryOutcome(
+  run: TrainSummary,
+  dir: string,
+  injectedAt: number,
+  describe: (r: Recovery | undefined) => string,
+): Promise<FaultResult> {
+  const [r] = run.recoveries;
+  return {
+    survived: run.steps === STEPS && r !== undefined,
+    detectMs: r ? r.detectedAt - injectedAt : NaN,
+    recoverMs: r ? r.recoveredAt - r.detectedAt : NaN,
+    stepsRedone: run.recoveries.reduce((n, x) => n + x.stepsRedone, 0),
+    dataLost: await stepsLost(dir, STEPS),
+    note: describe(r),
+  };
+}
+
 async function killRank(dir: string): Promise<FaultResult> {
   let killedAt = 0;
   const run = await quiet(dir, STEPS, ["--cluster", "nats", "--ckpt-every", "3"], {
@@ -82,17 +102,13 @@ async function killRank(dir: string): Promise<FaultResult> {
       }, 40);
     },
   });
-  const [r] = run.recoveries;
-  return {
-    survived: run.steps === STEPS && r !== undefined,
-    detectMs: r ? r.detectedAt - killedAt : NaN,
-    recoverMs: r ? r.recoveredAt - r.detectedAt : NaN,
-    stepsRedone: run.recoveries.reduce((n, x) => n + x.stepsRedone, 0),
-    dataLost: await stepsLost(dir, STEPS),
-    note: r
-      ? `rank 1 SIGKILLed in step ${r.step}; restarted, resumed at step ${r.resumedFrom}`
-      : "",
-  };
+  return await recoveryOutcome(
+    run,
+    dir,
+    killedAt,
+    (r) =>
+      r ? `rank 1 SIGKILLed in step ${r.step}; restarted, resumed at step ${r.resumedFrom}` : "",
+  );
 }
 
 /** Milliseconds the nats-server stays down in `restart-nats` (well under the heartbeat timeout). */
@@ -129,18 +145,16 @@ export async function restartNats(dir: string): Promise<FaultResult> {
         });
       },
     });
-    const [r] = run.recoveries;
-    return {
-      survived: run.steps === STEPS && r !== undefined,
-      detectMs: r ? r.detectedAt - killedAt : NaN,
-      recoverMs: r ? r.recoveredAt - r.detectedAt : NaN,
-      stepsRedone: run.recoveries.reduce((n, x) => n + x.stepsRedone, 0),
-      dataLost: await stepsLost(dir, STEPS),
-      note: r
-        ? `nats-server killed in step ${r.step}, back after ${NATS_DOWN_MS} ms; ` +
-          `resumed at step ${r.resumedFrom}, ranks kept (incarnations ${r.incarnations})`
-        : "the outage went unnoticed",
-    };
+    return await recoveryOutcome(
+      run,
+      dir,
+      killedAt,
+      (r) =>
+        r
+          ? `nats-server killed in step ${r.step}, back after ${NATS_DOWN_MS} ms; ` +
+            `resumed at step ${r.resumedFrom}, ranks kept (incarnations ${r.incarnations})`
+          : "the outage went unnoticed",
+    );
   } finally {
     await restarting?.catch(() => {});
     await agent?.stop();
@@ -190,13 +204,7 @@ async function fuzzFrames(dir: string, frames: number): Promise<FaultResult> {
     onStep: async (step, group) => {
       if (step === 1) {
         startedAt = performance.now();
-        fuzzing = publishFuzz({
-          creds: natsCredentials(),
-          jobId: jobId(),
-          actors: group.handles.map((h) => h.actorId),
-          groupId: group.groupId,
-          size: group.size,
-        }, frames);
+        fuzzing = publishFuzz(jobFuzzTarget(group), frames);
       }
       if (step !== STEPS) return;
       counts = await fuzzing!;

@@ -11,6 +11,7 @@
  * @module
  */
 import { encode } from "../actors/codec.ts";
+import { jobId, natsCredentials } from "../actors/mod.ts";
 import { connectNats, type NatsCredentials } from "../actors/bus_nats.ts";
 import { subjectOf } from "../collectives/nats.ts";
 
@@ -25,6 +26,19 @@ export interface FuzzTarget {
   /** The collective group and its size. */
   groupId: string;
   size: number;
+}
+
+/** The fuzz target of the running job and its rank group (credentials of the driver). */
+export function jobFuzzTarget(
+  group: { handles: readonly { actorId: string }[]; groupId: string; size: number },
+): FuzzTarget {
+  return {
+    creds: natsCredentials(),
+    jobId: jobId(),
+    actors: group.handles.map((h) => h.actorId),
+    groupId: group.groupId,
+    size: group.size,
+  };
 }
 
 /** Frames published, by receiver. */

@@ -6,8 +6,8 @@
  * plane counted as rejected.
  */
 import assert from "node:assert/strict";
-import { jobId, natsCredentials, runtimeStats } from "../actors/mod.ts";
-import { type FuzzCounts, publishFuzz } from "../bench/faults_frames.ts";
+import { runtimeStats } from "../actors/mod.ts";
+import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "../bench/faults_frames.ts";
 import { train } from "../bench/train.ts";
 import { parseTrainFlags } from "../models/config_flags.ts";
 import { metricLines, smallRun } from "./helpers/faults.ts";
@@ -29,13 +29,7 @@ Deno.test("10,000 malformed frames on control and data subjects during training"
         if (step === 1) {
           const before = runtimeStats().rejectedFrames;
           assert.equal(before, 0);
-          fuzzing = publishFuzz({
-            creds: natsCredentials(),
-            jobId: jobId(),
-            actors: group.handles.map((h) => h.actorId),
-            groupId: group.groupId,
-            size: group.size,
-          }, FRAMES);
+          fuzzing = publishFuzz(jobFuzzTarget(group), FRAMES);
         }
         if (step !== 10) return;
         counts = await fuzzing!;
