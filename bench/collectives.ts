@@ -18,18 +18,21 @@ import { createCommunicator } from "../collectives/comm.ts";
 import { meshPorts } from "../collectives/local.ts";
 import type { Communicator, LinkModel } from "../collectives/types.ts";
 import { startNatsServer } from "../actors/nats_server.ts";
+import { median } from "./output.ts";
 
 const RANKS = 4;
 const LINK: LinkModel = { bandwidthBytesPerS: 25e6, latencyS: 0.0001 };
 const MAX_PAYLOAD = 8 << 20;
 
-type Op = "alltoall" | "allreduce" | "allgather";
+type Op = "alltoall" | "allreduce" | "allgather" | "reducescatter" | "broadcast";
 
 /** busbw / algbw for `n` ranks (nccl-tests). */
 const BUS_FACTOR: Record<Op, (n: number) => number> = {
   alltoall: (n) => (n - 1) / n,
   allgather: (n) => (n - 1) / n,
+  reducescatter: (n) => (n - 1) / n,
   allreduce: (n) => (2 * (n - 1)) / n,
+  broadcast: () => 1,
 };
 
 interface Row {
@@ -40,17 +43,16 @@ interface Row {
   unit: string;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 /**
  * Inputs of one call of `op` on every rank, `bytes` per rank (alltoall: send
- * buffer; allgather: output). They are written once, as real inputs are, so
- * that first-touch page faults of fresh memory fall outside the clock.
+ * buffer; allgather: output; allreduce, reducescatter, broadcast: input).
+ * They are written once, as real inputs are, so that first-touch page faults
+ * of fresh memory fall outside the clock.
  */
 function inputs(n: number, op: Op, bytes: number): Float32Array[][] {
   const floats = Math.floor(bytes / 4 / n);
   const per = op === "alltoall" ? n : 1;
-  const len = op === "allreduce" ? floats * n : floats;
+  const len = op === "allgather" || op === "alltoall" ? floats : floats * n;
   return Array.from(
     { length: n },
     () => Array.from({ length: per }, () => new Float32Array(len).fill(1)),
@@ -71,6 +73,8 @@ async function runOp(
   return await Promise.all(group.map(async (c, r) => {
     if (op === "alltoall") return await c.alltoallv(input[r]);
     if (op === "allgather") return [(await c.allgather(input[r][0]))[r]];
+    if (op === "reducescatter") return [await c.reduceScatter(input[r][0], "sum")];
+    if (op === "broadcast") return [await c.broadcast(r === 0 ? input[r][0] : null, 0)];
     return [await c.allreduce(input[r][0], "sum")];
   }));
 }
@@ -88,13 +92,17 @@ async function timeOp(
   reps: number,
   paired?: () => Promise<number>,
 ): Promise<{ ms: number[]; paired: number[] }> {
-  let input = await runOp(group, op, inputs(group.length, op, bytes)); // warm-up
+  // A reduce-scatter's outputs are 1/n of its inputs: it gets fresh inputs, outside the clock.
+  const next = (outputs: Float32Array[][]) =>
+    op === "reducescatter" ? inputs(group.length, op, bytes) : outputs;
+  let input = next(await runOp(group, op, inputs(group.length, op, bytes))); // warm-up
   const out = { ms: [] as number[], paired: [] as number[] };
   for (let i = 0; i < reps; i++) {
     await Promise.all(group.map((c) => c.barrier()));
     const t0 = performance.now();
-    input = await runOp(group, op, input);
+    const outputs = await runOp(group, op, input);
     out.ms.push(performance.now() - t0);
+    input = next(outputs);
     if (paired) out.paired.push(await paired());
   }
   return out;
@@ -166,7 +174,7 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
       : transport === "local" && op === "alltoall" && !sizes.includes(perPeerTarget)
       ? [...sizes, perPeerTarget]
       : sizes;
-  const ops: Op[] = ["alltoall", "allreduce", "allgather"];
+  const ops: Op[] = ["alltoall", "allreduce", "allgather", "reducescatter", "broadcast"];
   const reps = quick ? 5 : 9;
   const rows: Row[] = [];
   const emit = (c: string, metric: string, value: number, unit: string) => {
