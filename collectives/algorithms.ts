@@ -203,18 +203,51 @@ export function allgather<T extends Elem>(p: Pipe, data: T): Promise<T[]> {
   );
 }
 
-/** Root's array on every rank, along a binomial tree rooted at `root`. */
+/** Smallest broadcast segment, in bytes, and the most segments a broadcast is cut into. */
+const CHAIN_SEGMENT_BYTES = 64 << 10;
+const CHAIN_MAX_SEGMENTS = 16;
+
+/**
+ * Segments of a chain broadcast of `length` elements: a chain of n ranks
+ * takes (segments + n - 2) segment times, so more segments fill it sooner.
+ */
+function chainSegments(length: number): number {
+  return Math.min(CHAIN_MAX_SEGMENTS, Math.max(1, Math.floor((length * 4) / CHAIN_SEGMENT_BYTES)));
+}
+
+/**
+ * Root's array on every rank, along a pipelined chain from `root`: a small
+ * header (length, segments, element type) goes first, then each segment is
+ * forwarded as soon as it arrives, so every rank's egress carries the bytes
+ * once (a tree would make the root send log2(n) copies).
+ */
 export async function broadcast<T extends Elem>(p: Pipe, data: T | null, root: number): Promise<T> {
   const n = p.size;
   const v = mod(p.rank - root, n);
   if (v === 0 && !data) throw new TypeError("broadcast: the root must pass its array");
-  let mask = 1;
-  while (mask < n && !(v & mask)) mask <<= 1;
-  if (v !== 0) data = await p.recv(mod(v - mask + root, n)) as T;
+  if (n === 1) return data!;
+  const prev = mod(v - 1 + root, n);
+  const next = v + 1 < n ? mod(v + 1 + root, n) : -1;
+  const head = v === 0
+    ? Int32Array.of(
+      data!.length,
+      chainSegments(data!.length),
+      data instanceof Float32Array ? 1 : 0,
+    )
+    : await p.recv(prev) as Int32Array;
+  const [length, segments, isFloat] = head;
+  if (!(head.length === 3 && length >= 0 && segments >= 1)) {
+    throw new TypeError("broadcast: malformed header from the previous rank");
+  }
   const sends: Promise<void>[] = [];
-  for (mask >>= 1; mask > 0; mask >>= 1) {
-    if (v + mask < n) sends.push(p.send(mod(v + mask + root, n), data!.slice()));
+  if (next >= 0) sends.push(p.send(next, head.slice()));
+  const out = v === 0 ? data! : (isFloat ? new Float32Array(length) : new Int32Array(length)) as T;
+  const off = blockOffsets(evenCounts(length, segments));
+  for (let s = 0; s < segments; s++) {
+    const seg = v === 0 ? data!.slice(off[s], off[s + 1]) : await p.recv(prev);
+    if (v !== 0) out.set(seg, off[s]);
+    if (next >= 0) sends.push(p.send(next, seg));
   }
   await Promise.all(sends);
-  return data!;
+  return out;
 }

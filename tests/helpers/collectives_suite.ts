@@ -7,7 +7,7 @@
  * @module
  */
 
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import type { Communicator, Elem } from "../../collectives/types.ts";
 
 /** Makes the group of the given size (index i is rank i). */
@@ -105,6 +105,15 @@ export async function checkAllOps(group: Communicator[], big = 0): Promise<void>
       (c) => c.broadcast(c.rank === root ? Float32Array.from(want) : null, root),
     );
     for (const g of got) deepEqual(arr(g), want);
+  }
+  const wantInts = ints(7, 3 + big);
+  const gotInts = await onAll(
+    group,
+    (c) => c.broadcast(c.rank === n - 1 ? Int32Array.from(wantInts) : null, n - 1),
+  );
+  for (const g of gotInts) {
+    ok(g instanceof Int32Array, "a broadcast Int32Array stays an Int32Array");
+    deepEqual(arr(g), wantInts);
   }
 
   await onAll(group, (c) => c.barrier());
