@@ -8,19 +8,18 @@
  */
 import assert from "node:assert/strict";
 import { loadLatestValid } from "../models/checkpoint.ts";
-import { killAfterSteps, metricLines, smallRun, trainCliChild } from "./helpers/faults.ts";
+import {
+  assertSameCurve,
+  killAfterSteps,
+  metricLines,
+  smallRun,
+  trainCliChild,
+} from "./helpers/faults.ts";
 
 async function cli(args: string[]) {
   const r = await trainCliChild(args).done;
   assert.equal(r.code, 0, r.stderr);
   return r;
-}
-
-function assertSameCurve(got: Record<string, number>[], clean: Record<string, number>[]) {
-  assert.deepEqual(got.map((m) => m.step), clean.map((m) => m.step));
-  for (const [i, m] of got.entries()) {
-    assert.ok(Math.abs(m.loss - clean[i].loss) < 1e-5, `step ${m.step}: ${m.loss} vs clean`);
-  }
 }
 
 Deno.test("--resume skips a bit-flipped and a truncated checkpoint by checksum", async () => {

@@ -10,7 +10,7 @@ import { runtimeStats } from "../actors/mod.ts";
 import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "../bench/faults_frames.ts";
 import { train } from "../bench/train.ts";
 import { parseTrainFlags } from "../models/config_flags.ts";
-import { metricLines, smallRun } from "./helpers/faults.ts";
+import { assertSameCurve, metricLines, smallRun } from "./helpers/faults.ts";
 
 const FRAMES = 10_000;
 
@@ -48,14 +48,7 @@ Deno.test("10,000 malformed frames on control and data subjects during training"
     assert.deepEqual(rejected, { driver: counts.driver, data: counts.data });
 
     const [clean, fuzzed] = [await metricLines(`${tmp}/clean`), await metricLines(`${tmp}/fuzz`)];
-    // Timing-driven schedule choices (slot, chunks) may reorder float sums: 1e-5, not bit equality.
-    assert.equal(fuzzed.length, clean.length);
-    fuzzed.forEach((m, i) =>
-      assert.ok(
-        Math.abs(m.loss - clean[i].loss) < 1e-5,
-        `step ${m.step}: ${m.loss} vs ${clean[i].loss}`,
-      )
-    );
+    assertSameCurve(fuzzed, clean);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

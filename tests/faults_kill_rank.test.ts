@@ -10,7 +10,13 @@ import assert from "node:assert/strict";
 import { placementOf } from "../actors/mod.ts";
 import { train } from "../bench/train.ts";
 import { parseTrainFlags } from "../models/config_flags.ts";
-import { killAfterSteps, metricLines, smallRun, trainCliChild } from "./helpers/faults.ts";
+import {
+  assertSameCurve,
+  killAfterSteps,
+  metricLines,
+  smallRun,
+  trainCliChild,
+} from "./helpers/faults.ts";
 
 const HEARTBEAT_TIMEOUT_MS = 1500;
 
@@ -56,9 +62,7 @@ Deno.test("kill -9 of a rank mid-step: restarted, reloaded, the same loss curve 
 
     const lines = await metricLines(`${tmp}/k`);
     assert.deepEqual(lines.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8]);
-    for (const [i, m] of lines.entries()) {
-      assert.ok(Math.abs(m.loss - clean[i].loss) < 1e-5, `step ${m.step}: ${m.loss} vs clean`);
-    }
+    assertSameCurve(lines, clean);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

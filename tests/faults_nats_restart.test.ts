@@ -15,7 +15,7 @@ import { restartNats, STEPS } from "../bench/faults.ts";
 import { train } from "../bench/train.ts";
 import { createCommunicator } from "../collectives/comm.ts";
 import { parseTrainFlags } from "../models/config_flags.ts";
-import { metricLines, smallRun } from "./helpers/faults.ts";
+import { assertSameCurve, metricLines, smallRun } from "./helpers/faults.ts";
 
 Deno.test("nats-server restart mid-training: reconnected, resumed at the checkpoint, same loss curve", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "faults_nats_" });
@@ -32,9 +32,7 @@ Deno.test("nats-server restart mid-training: reconnected, resumed at the checkpo
     assert.match(r.note, /resumed at step 3, ranks kept \(incarnations 0,0\)/);
     const lines = await metricLines(`${tmp}/r`);
     assert.deepEqual(lines.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8]);
-    for (const [i, m] of lines.entries()) {
-      assert.ok(Math.abs(m.loss - clean[i].loss) < 1e-5, `step ${m.step}: ${m.loss} vs clean`);
-    }
+    assertSameCurve(lines, clean);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -6,7 +6,26 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+
 const ROOT = new URL("../..", import.meta.url).pathname;
+
+/**
+ * Asserts that a run logged the same steps as a clean one, with losses within
+ * 1e-5 (timing-driven schedule choices may reorder float sums: no bit equality).
+ */
+export function assertSameCurve(
+  got: Record<string, number>[],
+  clean: Record<string, number>[],
+): void {
+  assert.deepEqual(got.map((m) => m.step), clean.map((m) => m.step));
+  for (const [i, m] of got.entries()) {
+    assert.ok(
+      Math.abs(m.loss - clean[i].loss) < 1e-5,
+      `step ${m.step}: ${m.loss} vs ${clean[i].loss}`,
+    );
+  }
+}
 
 /** A very small run of `steps` steps: 4 windows of 16 bytes a step, no validation passes. */
 export function smallRun(steps: number): string[] {
