@@ -43,9 +43,11 @@ async function check(r: MultihostResult): Promise<void> {
   // Each rank's connections (bus, heartbeat, collectives) come from its own
   // host's address and go to that host's server.
   for (const rank of [0, 1]) {
-    const mine = r.connections.filter((c) =>
-      c.name.includes(r.actorIds[rank]) || c.name.endsWith(`-${r.groupId}-${rank}`)
-    );
+    // Names are `<prefix>-<actor>`, `<prefix>-<actor>-hb` and
+    // `<prefix>-<group>-<rank>`; match whole name parts, since a random job
+    // id may contain an actor id as a substring.
+    const names = [`-${r.actorIds[rank]}`, `-${r.actorIds[rank]}-hb`, `-${r.groupId}-${rank}`];
+    const mine = r.connections.filter((c) => names.some((n) => c.name.endsWith(n)));
     assert.equal(mine.length, 3, `rank ${rank}: ${JSON.stringify(r.connections)}`);
     for (const c of mine) {
       assert.deepEqual(
