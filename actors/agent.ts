@@ -123,11 +123,13 @@ export class Agent {
       ],
       cwd: PROJECT_DIR.pathname,
       env,
-      stdin: "null",
+      // Never written: the child sees end-of-file when this agent dies, even by SIGKILL.
+      stdin: "piped",
     }).spawn();
     const key = `${req.jobId}/${req.actorId}`;
     this.#children.set(key, child);
     child.status.then((status) => {
+      child.stdin.close().catch(() => {});
       if (this.#children.get(key) === child) this.#children.delete(key);
       const how = status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
       this.#report(req, `process ${child.pid} ended with ${how}`);

@@ -65,6 +65,9 @@ export class WorkerPlacer implements Placer {
   }
 }
 
+/** Milliseconds an agent has to answer a request to start an actor process. */
+const SPAWN_WAIT_MS = 10_000;
+
 /** Actors as processes spawned by the host agents reachable over NATS. */
 export class AgentPlacer implements Placer {
   #agents: AgentInfo[] = [];
@@ -126,11 +129,15 @@ export class AgentPlacer implements Placer {
       device: req.device,
     };
     const up = this.awaitUp(req.actorId, req.incarnation);
-    const reply = decode(
-      (await this.nc.request(agentSubject(agent.agentId, "spawn"), encode(spawn), {
-        timeout: 10_000,
-      })).data,
-    ) as { ok: boolean; pid?: number; error?: string };
+    const answer = await this.nc.request(agentSubject(agent.agentId, "spawn"), encode(spawn), {
+      timeout: SPAWN_WAIT_MS,
+    }).catch((e) => {
+      throw new Error(
+        `agent ${agent.agentId} on ${agent.hostname} did not answer the request to start ` +
+          `${req.actorId} within ${SPAWN_WAIT_MS / 1000} s (${(e as Error).message})`,
+      );
+    });
+    const reply = decode(answer.data) as { ok: boolean; pid?: number; error?: string };
     if (!reply.ok) {
       throw new Error(`agent ${agent.agentId} could not spawn ${req.actorId}: ${reply.error}`);
     }

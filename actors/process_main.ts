@@ -1,7 +1,9 @@
 /**
  * Entry point of an actor process of a `nats` cluster, spawned by a host
  * agent. Connects to the job's bus, starts its heartbeat Worker, then
- * announces itself to the driver with a first heartbeat.
+ * announces itself to the driver with a first heartbeat. Its stdin is a pipe
+ * from the agent that nobody writes: at end-of-file the agent is gone (even
+ * SIGKILLed) and the process exits rather than live on as an orphan.
  *
  * @module
  */
@@ -24,6 +26,11 @@ if (!values.job || !values.actor || !values.servers || values.incarnation === un
   console.error("process_main: --job, --actor, --incarnation and --servers are required");
   Deno.exit(2);
 }
+(async () => {
+  for await (const _ of Deno.stdin.readable) { /* the agent never writes */ }
+  console.error(`actor ${values.actor}: its host agent is gone; exiting`);
+  Deno.exit(1);
+})();
 const creds = credentialsFromEnv(values.servers.split(","));
 const bus = await NatsBus.open(creds, values.job, values.actor);
 bus.nc.closed().then(() => Deno.exit(0));

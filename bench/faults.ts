@@ -90,9 +90,9 @@ async function recoveryOutcome(
 
 async function killRank(dir: string): Promise<FaultResult> {
   let killedAt = 0;
-  const run = await quiet(dir, STEPS, ["--cluster", "nats", "--ckpt-every", "3"], {
+  const flags = ["--cluster", "nats", "--ckpt-every", "3", "--collective-timeout", "15"];
+  const run = await quiet(dir, STEPS, flags, {
     init: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS },
-    collectiveTimeoutMs: 15_000,
     onStep: (step, group) => {
       if (step !== 4 || killedAt) return;
       const pid = Number(/process (\d+)/.exec(placementOf(group.handles[1]))![1]);
@@ -132,9 +132,9 @@ export async function restartNats(dir: string): Promise<FaultResult> {
   let restarting: Promise<void> | undefined;
   try {
     agent = await Agent.start({ servers: [server.url], token });
-    const run = await quiet(dir, STEPS, ["--cluster", server.url, "--ckpt-every", "3"], {
+    const flags = ["--cluster", server.url, "--ckpt-every", "3", "--collective-timeout", "5"];
+    const run = await quiet(dir, STEPS, flags, {
       init: { token, heartbeatTimeoutMs: 3000 },
-      collectiveTimeoutMs: 5000,
       onStep: (step) => {
         if (step !== 4 || killedAt) return;
         restarting = new Promise((r) => setTimeout(r, 40)).then(async () => {

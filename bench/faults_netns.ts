@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { createShapedHosts, type ShapedHosts } from "../collectives/netns.ts";
+import { createShapedHosts, setLink, type ShapedHosts } from "../collectives/netns.ts";
 import type { FaultResult } from "./faults.ts";
 
 const RANK_MAIN = new URL("./faults_netns_rank.ts", import.meta.url).pathname;
@@ -90,19 +90,6 @@ class RankProcess {
       this.#child.kill("SIGKILL");
     } catch { /* already gone */ }
     await this.exit;
-  }
-}
-
-/** Sets the veth of host `host` down or up. */
-async function setLink(net: ShapedHosts, host: number, state: "down" | "up"): Promise<void> {
-  const ns = net.namespaces[host];
-  const list = await new Deno.Command("ip", { args: ["-n", ns, "-o", "link", "show"] }).output();
-  const veth = /^\d+: ([^@:]+)@/m.exec(new TextDecoder().decode(list.stdout))?.[1];
-  if (!veth) throw new Error(`no veth in namespace ${ns}`);
-  const out = await new Deno.Command("ip", { args: ["-n", ns, "link", "set", veth, state] })
-    .output();
-  if (!out.success) {
-    throw new Error(`ip link set ${veth} ${state}: ${new TextDecoder().decode(out.stderr)}`);
   }
 }
 

@@ -193,13 +193,19 @@ export class RankGroup {
     const size = this.size;
     const giveUp = Date.now() + (this.#options.collectiveTimeoutMs ?? 120_000) + 30_000;
     this.#handles = await Promise.all(this.#handles.map(async (handle, rank) => {
+      // A call in flight when the runtime declared the rank dead fails even
+      // when the runtime restarts it (the next call waits for the restart);
+      // only a second death in a row means the rank is gone for good.
+      let deaths = 0;
       while (true) {
         try {
           await get(handle.incarnation(), { timeoutMs: PING_MS });
           return handle;
         } catch (e) {
-          if (e instanceof ActorDiedError) return await this.#spawn(rank, size, groupId);
-          if (!(e instanceof GetTimeoutError)) throw e;
+          if (e instanceof ActorDiedError && ++deaths === 2) {
+            return await this.#spawn(rank, size, groupId);
+          }
+          if (!(e instanceof ActorDiedError || e instanceof GetTimeoutError)) throw e;
           if (Date.now() > giveUp) throw new Error(`rank ${rank} stopped answering`);
         }
       }

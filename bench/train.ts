@@ -85,8 +85,6 @@ export interface TrainOptions {
   verbose?: boolean;
   /** Runtime options besides the cluster (credentials, heartbeat timeout). */
   init?: Omit<InitOptions, "cluster">;
-  /** Deadline of every collective call in milliseconds (default 120 s). */
-  collectiveTimeoutMs?: number;
   /** Called after each completed step (1-based), e.g. to observe or inject faults. */
   onStep?: (step: number, group: RankGroup) => void | Promise<void>;
   /** Test-only fault injection: 0-based steps whose gradient rank 0 poisons with NaN. */
@@ -132,7 +130,7 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       model,
       {
         maxRestarts: flags.maxRestarts,
-        collectiveTimeoutMs: options.collectiveTimeoutMs,
+        collectiveTimeoutMs: flags.collectiveTimeoutS * 1000,
         hosts: options.rankHosts,
       },
     );
@@ -161,7 +159,13 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       const detectedAt = Date.now();
       bar?.done();
       say(`warning: step ${failed}: ${reason}; restarting ranks from the last checkpoint`);
-      const incarnations = await group.regroup();
+      const incarnations = await group.regroup().catch((e) => {
+        throw new TrainingStopped(
+          `step ${failed}: ${reason}; the ranks could not be re-formed: ${
+            (e as Error).message.split("\n")[0]
+          }`,
+        );
+      });
       const latest = checkpoints ? (await loadLatestValid(flags.out))?.contents : undefined;
       const point = latest ?? resumed;
       if (point) await group.load(point);

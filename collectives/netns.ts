@@ -130,3 +130,16 @@ export async function createShapedHosts(opts: ShapedHostsOptions): Promise<Shape
     destroy,
   };
 }
+
+/** Sets the veth of host `host` of `net` down (the host is cut off) or up again. */
+export async function setLink(net: ShapedHosts, host: number, state: "down" | "up"): Promise<void> {
+  const ns = net.namespaces[host];
+  const list = await new Deno.Command("ip", { args: ["-n", ns, "-o", "link", "show"] }).output();
+  const veth = /^\d+: ([^@:]+)@/m.exec(new TextDecoder().decode(list.stdout))?.[1];
+  if (!veth) throw new Error(`no veth in namespace ${ns}`);
+  const out = await new Deno.Command("ip", { args: ["-n", ns, "link", "set", veth, state] })
+    .output();
+  if (!out.success) {
+    throw new Error(`ip link set ${veth} ${state}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}

@@ -138,6 +138,8 @@ export interface TrainFlags extends SizePreset {
    * default 2): each restarts the lost ranks and reloads the last checkpoint.
    */
   maxRestarts: number;
+  /** Deadline of every collective in seconds (`--collective-timeout`, default 120). */
+  collectiveTimeoutS: number;
   /** Non-finite (NaN or infinite) steps in a row that stop the run (`--max-bad-steps`, default 5). */
   maxBadSteps: number;
   /** Continue from the latest valid checkpoint in `out` (`--resume`). */
@@ -168,6 +170,8 @@ const FLAG_HELP = {
   "eval-every": "steps between validation passes, a non-negative integer (0: at the end only)",
   "max-restarts":
     "recoveries from a dead rank or failed collective, a non-negative integer (default 2)",
+  "collective-timeout":
+    "seconds a collective may wait for its peers, a positive number (default 120)",
   "max-bad-steps": "NaN/Inf steps in a row that stop the run, a positive integer (default 5)",
   experts: "experts per MoE layer, a positive integer (default from --size)",
   "capacity-factor": `expert capacity factor, a positive number (default ${DEFAULT_CF})`,
@@ -242,6 +246,7 @@ export function parseTrainFlags(args: string[], now: Date = new Date()): TrainFl
       `runs/${variant === "scmoe" ? `scmoe-pos${posText ?? 2}` : variant}-${stamp(now)}`,
     ckptEvery: integer(one("ckpt-every"), "ckpt-every", 0, 0),
     maxRestarts: integer(one("max-restarts"), "max-restarts", 2, 0),
+    collectiveTimeoutS: positive(one("collective-timeout"), "collective-timeout", 120),
     maxBadSteps: integer(one("max-bad-steps"), "max-bad-steps", 5, 1),
     resume: values.resume !== undefined,
     json: values.json !== undefined,

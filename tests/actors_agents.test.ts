@@ -4,7 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { processAlive } from "./helpers/process.ts";
-import { get, init, placementOf, remote, shutdown, startNatsServer } from "../actors/mod.ts";
+import {
+  ActorDiedError,
+  get,
+  init,
+  placementOf,
+  remote,
+  shutdown,
+  startNatsServer,
+} from "../actors/mod.ts";
 import type { Probe } from "./fixtures/actors.ts";
 
 const ProbeActor = remote<typeof Probe>(new URL("./fixtures/actors.ts", import.meta.url), "Probe");
@@ -74,6 +82,29 @@ Deno.test("a driver places actors on the host agents of an existing NATS", async
       const status = await a.child.status;
       assert.equal(status.code, 0, "the agent exits cleanly on SIGINT");
     }
+    await server.stop();
+  }
+});
+
+Deno.test("an agent SIGKILLed leaves no actor process behind; the driver learns the actor died", async () => {
+  const server = await startNatsServer();
+  const agent = await startAgent(server.url, server.token!);
+  try {
+    await init({ cluster: server.url, token: server.token, agentWaitMs: 5000 });
+    try {
+      const actor = await ProbeActor.options({ host: agent.id }).remote();
+      const { pid } = await get(actor.whoami());
+      agent.child.kill("SIGKILL");
+      await agent.child.status;
+      const giveUp = Date.now() + 5000;
+      while (processAlive(pid) && Date.now() < giveUp) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(!processAlive(pid), `actor process ${pid} exited after its agent died`);
+      await assert.rejects(get(actor.whoami(), { timeoutMs: 10_000 }), ActorDiedError);
+    } finally {
+      await shutdown();
+    }
+  } finally {
+    await agent.child.stdout.cancel().catch(() => {});
     await server.stop();
   }
 });

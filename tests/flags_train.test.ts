@@ -26,6 +26,7 @@ Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
     out: "runs/scmoe-pos2-20250102T030405",
     ckptEvery: 0,
     maxRestarts: 2,
+    collectiveTimeoutS: 120,
     maxBadSteps: 5,
     resume: false,
     json: false,
@@ -69,6 +70,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     "2.5",
     "--max-restarts",
     "0",
+    "--collective-timeout=2.5",
     "--max-bad-steps=9",
     "--json",
   ]);
@@ -89,6 +91,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     out: "/tmp/x",
     ckptEvery: 5,
     maxRestarts: 0,
+    collectiveTimeoutS: 2.5,
     maxBadSteps: 9,
     resume: true,
     evalEvery: 0,
@@ -136,6 +139,10 @@ Deno.test("numbers: integers, ranges and positive reals", () => {
   rejects(["--max-restarts=-1"], '--max-restarts must be a non-negative integer (got "-1")');
   rejects(["--max-bad-steps", "0"], '--max-bad-steps must be a positive integer (got "0")');
   rejects(
+    ["--collective-timeout", "0"],
+    '--collective-timeout must be a positive number (got "0")',
+  );
+  rejects(
     ["--experts", "99999999999999999999"],
     '--experts must be a positive integer (got "99999999999999999999")',
   );
@@ -175,7 +182,7 @@ Deno.test("flags that do not fit together", () => {
 Deno.test("parser errors become one-line usage errors", () => {
   const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, --size, --steps, " +
     "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --max-restarts, " +
-    "--max-bad-steps, --experts, --capacity-factor, " +
+    "--collective-timeout, --max-bad-steps, --experts, --capacity-factor, " +
     "--json, --help";
   rejects(["--varient", "top1"], `unknown flag --varient (flags: ${all})`);
   rejects(["-v"], `unknown flag -v (flags: ${all})`);
@@ -195,7 +202,7 @@ Deno.test("parser errors become one-line usage errors", () => {
 Deno.test("usage lists every flag once", () => {
   const text = trainUsage();
   assert.ok(text.startsWith("usage: deno task train [flags]\n"));
-  assert.equal(text.split("\n").length, 23);
+  assert.equal(text.split("\n").length, 24);
   assert.match(
     text,
     /^ {2}--capacity-factor X {3}expert capacity factor, a positive number \(default 2\)$/m,

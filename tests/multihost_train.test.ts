@@ -7,35 +7,21 @@
  * the same run on local ranks. Only the namespaces' addresses are used.
  */
 import assert from "node:assert/strict";
-import { train } from "../bench/train.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
-import { metricLines, smallRun } from "./helpers/faults.ts";
+import { localLosses, smallRun } from "./helpers/faults.ts";
 import { type MultihostResult, multihostTrain } from "./helpers/multihost.ts";
+import type { DriverReport } from "./helpers/multihost_driver.ts";
 
 const STEPS = 4;
 const FLAGS = [...smallRun(STEPS), "--ranks", "2"];
 
-let reference: number[] | undefined;
-
-/** Losses of the same run on 2 local ranks (computed once). */
-async function localLosses(): Promise<number[]> {
-  if (reference) return reference;
-  const tmp = await Deno.makeTempDir({ prefix: "multihost_local_" });
-  try {
-    await train(parseTrainFlags([...FLAGS, "--out", tmp]), { verbose: false });
-    reference = (await metricLines(tmp)).map((m) => m.loss);
-    return reference;
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-}
-
-async function check(r: MultihostResult): Promise<void> {
+async function check(run: MultihostResult): Promise<void> {
+  assert.ok(run.report, `driver exit ${run.driverExit}: ${run.driverError}`);
+  const r: DriverReport = run.report;
   const agentOf = (where: string) => /\(agent (\w+)\)$/.exec(where)?.[1];
-  assert.deepEqual(r.placements.map(agentOf), r.agents, `placements: ${r.placements}`);
-  assert.notEqual(r.agents[0], r.agents[1]);
+  assert.deepEqual(r.placements.map(agentOf), run.agents, `placements: ${r.placements}`);
+  assert.notEqual(run.agents[0], run.agents[1]);
   assert.equal(r.steps, STEPS);
-  const local = await localLosses();
+  const local = await localLosses(FLAGS);
   assert.equal(r.losses.length, STEPS);
   for (const [i, loss] of r.losses.entries()) {
     assert.ok(Math.abs(loss - local[i]) < 1e-5, `step ${i + 1}: ${loss} vs local ${local[i]}`);
@@ -52,13 +38,13 @@ async function check(r: MultihostResult): Promise<void> {
     for (const c of mine) {
       assert.deepEqual(
         { ip: c.ip, server: c.server },
-        { ip: r.hostAddresses[rank], server: r.hostServers[rank] },
+        { ip: run.hostAddresses[rank], server: run.hostServers[rank] },
         `rank ${rank}: ${c.name}`,
       );
     }
   }
-  assert.deepEqual(r.agentExits, [0, 0], "agents exit cleanly on SIGINT");
-  assert.equal(r.leftover, 0, "agents stopped their actor processes");
+  assert.deepEqual(run.agentExits, [0, 0], "agents exit cleanly on SIGINT");
+  assert.equal(run.leftover, 0, "agents stopped their actor processes");
 }
 
 Deno.test("multi-host: one nats-server, ranks on two host namespaces, the local losses", async () => {

@@ -1,12 +1,14 @@
 /**
  * Shared pieces of the fault-injection tests: a very small training run, its
- * metric lines, the train CLI as a child process, and finding and killing
- * that child's rank processes.
+ * metric lines, the losses of a clean local run, the train CLI as a child
+ * process, and finding and killing that child's rank processes.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { train } from "../../bench/train.ts";
+import { parseTrainFlags } from "../../models/config_flags.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -36,6 +38,27 @@ export function smallRun(steps: number): string[] {
 export async function metricLines(dir: string): Promise<Record<string, number>[]> {
   const text = await Deno.readTextFile(`${dir}/metrics.jsonl`);
   return text.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+}
+
+const cleanLosses = new Map<string, Promise<number[]>>();
+
+/** Training losses of a clean run of `flags` on local ranks, by step (computed once per flags). */
+export function localLosses(flags: string[]): Promise<number[]> {
+  const key = JSON.stringify(flags);
+  let losses = cleanLosses.get(key);
+  if (!losses) {
+    losses = (async () => {
+      const tmp = await Deno.makeTempDir({ prefix: "clean_run_" });
+      try {
+        await train(parseTrainFlags([...flags, "--out", tmp]), { verbose: false });
+        return (await metricLines(tmp)).map((m) => m.loss);
+      } finally {
+        await Deno.remove(tmp, { recursive: true });
+      }
+    })();
+    cleanLosses.set(key, losses);
+  }
+  return losses;
 }
 
 /** `deno task train` running as a child process. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { createShapedHosts, type ShapedHosts } from "../../collectives/netns.ts";
+import { createShapedHosts, setLink, type ShapedHosts } from "../../collectives/netns.ts";
 import type { DriverReport } from "./multihost_driver.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -33,10 +33,27 @@ export interface MultihostOptions {
   net: number;
   /** Everything is killed after this long (default 45 s). */
   deadlineMs?: number;
+  /** Heartbeat timeout of the driver's runtime in milliseconds (default 3000). */
+  heartbeatMs?: number;
+  /**
+   * Cut host 2 (where rank 1 runs) off, its link set down, once the driver
+   * reports step `afterStep`; set it up again `forMs` later (`null`: never).
+   */
+  cut?: { afterStep: number; forMs: number | null };
 }
 
 /** What {@linkcode multihostTrain} saw. */
-export interface MultihostResult extends DriverReport {
+export interface MultihostResult {
+  /** The driver's report, when the run completed. */
+  report?: DriverReport;
+  /** The driver's exit code (0, or 3 for a run stopped on faults). */
+  driverExit: number;
+  /** The driver's last line on stderr (its one-line error when it stopped). */
+  driverError: string;
+  /** Everything the driver printed on stderr (progress, warnings). */
+  driverLog: string;
+  /** Milliseconds from the start of the run until host 2's link was cut (with `cut`). */
+  cutAtMs?: number;
   /** Agent id of the agent in host namespace 1, then of that in 2. */
   agents: string[];
   /** Routes each server reported up (routed topology), by server. */
@@ -225,15 +242,31 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
       `${dir}/run`,
       "--monitor",
       serverHosts.map(monitorOf).join(","),
+      "--heartbeat-ms",
+      String(opts.heartbeatMs ?? 3000),
       "--",
       ...opts.flags,
     ], env);
+    const t0 = Date.now();
+    let cutAtMs: number | undefined;
+    const cutting = opts.cut && (async ({ afterStep, forMs }) => {
+      await driver.waitFor(new RegExp(`^step ${afterStep}$`, "m"), 60_000, "driver");
+      await setLink(net, 2, "down");
+      cutAtMs = Date.now() - t0;
+      if (forMs === null) return;
+      await new Promise((r) => setTimeout(r, forMs));
+      await setLink(net, 2, "up");
+    })(opts.cut);
     const status = await driver.done;
-    if (!status.success) {
+    await cutting;
+    const driverError = driver.stderr.trim().split("\n").pop() ?? "";
+    if (status.code !== 0 && status.code !== 3) {
       throw new Error(`driver exited with ${status.code}: ${driver.stderr.trim()}`);
     }
     const line = driver.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
-    if (!line) throw new Error(`driver printed no report: ${driver.stdout}${driver.stderr}`);
+    if (status.code === 0 && !line) {
+      throw new Error(`driver printed no report: ${driver.stdout}${driver.stderr}`);
+    }
     const routes = servers.map((s) => (s.stderr.match(/Route connection created/g) ?? []).length);
     // An orderly stop: each agent stops its actor processes on SIGINT, then the servers go.
     agentProcs.forEach((a) => a.kill("SIGINT"));
@@ -242,7 +275,11 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
     await Promise.all(servers.map((s) => s.exited));
     const leftover = (await pidsInside(net)).length;
     return {
-      ...(JSON.parse(line) as DriverReport),
+      report: line ? JSON.parse(line) as DriverReport : undefined,
+      driverExit: status.code,
+      driverError,
+      driverLog: driver.stderr,
+      cutAtMs,
       agents,
       routes,
       agentExits,

@@ -8,10 +8,12 @@
  * ```
  *
  * Waits until every agent named in `--hosts` answers discovery, trains with
- * rank i placed on the i-th of them, and prints one JSON line: the steps
- * completed, the loss of each step, where each rank ran and, with
- * `--monitor URL,...`, the client connections those nats-servers' monitoring
- * endpoints list during the first step.
+ * rank i placed on the i-th of them (heartbeat timeout `--heartbeat-ms`,
+ * default 3000), prints `step N` as each step completes and at the end one
+ * JSON line: the steps completed, the loss of each step, where each rank ran
+ * and, with `--monitor URL,...`, the client connections those nats-servers'
+ * monitoring endpoints list during the first step. A run stopped on faults
+ * prints `error: ...` and exits with code 3, as `deno task train` does.
  *
  * @module
  */
@@ -20,7 +22,7 @@ import { decode } from "../../actors/codec.ts";
 import { type AgentInfo, DISCOVER_SUBJECT } from "../../actors/agent.ts";
 import { connectNats, credentialsFromEnv } from "../../actors/bus_nats.ts";
 import { placementOf } from "../../actors/mod.ts";
-import { train } from "../../bench/train.ts";
+import { EXIT_STOPPED, type Recovery, train, TrainingStopped } from "../../bench/train.ts";
 import { parseTrainFlags } from "../../models/config_flags.ts";
 
 /** What the driver prints. */
@@ -31,6 +33,8 @@ export interface DriverReport {
   losses: number[];
   /** `placementOf` of each rank after the first step. */
   placements: string[];
+  /** `placementOf` of each rank after the last step completed. */
+  lastPlacements: string[];
   /** Seconds the run took at the driver. */
   wallS: number;
   /** Actor id of each rank. */
@@ -39,6 +43,8 @@ export interface DriverReport {
   groupId: string;
   /** Client connections of every `--monitor` server during the first step. */
   connections: Connection[];
+  /** The recoveries of the run: failed step, reason, step resumed from, rank incarnations. */
+  recoveries: Pick<Recovery, "step" | "reason" | "resumedFrom" | "incarnations">[];
 }
 
 /** One client connection a server's `/connz` listed. */
@@ -92,6 +98,7 @@ if (import.meta.main) {
       hosts: { type: "string" },
       out: { type: "string" },
       monitor: { type: "string", default: "" },
+      "heartbeat-ms": { type: "string", default: "3000" },
     },
     allowPositionals: true,
     strict: true,
@@ -103,17 +110,23 @@ if (import.meta.main) {
   const hosts = values.hosts.split(",");
   await awaitAgents(values.cluster, hosts, 10_000);
   const placements: string[] = [];
+  let lastPlacements: string[] = [];
   const actorIds: string[] = [];
   let groupId = "";
   let conns: Connection[] = [];
-  const summary = await train(
+  const run = train(
     parseTrainFlags([...positionals, "--cluster", values.cluster, "--out", values.out]),
     {
-      verbose: false,
-      init: { token: Deno.env.get("SCMOE_NATS_TOKEN") },
+      verbose: true,
+      init: {
+        token: Deno.env.get("SCMOE_NATS_TOKEN"),
+        heartbeatTimeoutMs: Number(values["heartbeat-ms"]),
+      },
       rankHosts: hosts,
       onStep: async (step, group) => {
-        if (step !== 1) return;
+        console.log(`step ${step}`);
+        lastPlacements = group.handles.map((h) => placementOf(h));
+        if (step !== 1 || placements.length) return;
         placements.push(...group.handles.map((h) => placementOf(h)));
         actorIds.push(...group.handles.map((h) => h.actorId));
         groupId = group.groupId;
@@ -121,16 +134,28 @@ if (import.meta.main) {
       },
     },
   );
+  const summary = await run.catch((e) => {
+    if (!(e instanceof TrainingStopped)) throw e;
+    console.error(`error: ${e.message}`);
+    Deno.exit(EXIT_STOPPED);
+  });
   const text = await Deno.readTextFile(`${values.out}/metrics.jsonl`);
   const losses = text.trim().split("\n").map((l) => JSON.parse(l).loss as number);
   const report: DriverReport = {
     steps: summary.steps,
     losses,
     placements,
+    lastPlacements,
     wallS: summary.wallS,
     actorIds,
     groupId,
     connections: conns,
+    recoveries: summary.recoveries.map(({ step, reason, resumedFrom, incarnations }) => ({
+      step,
+      reason,
+      resumedFrom,
+      incarnations,
+    })),
   };
   console.log(JSON.stringify(report));
 }
