@@ -13,6 +13,12 @@ export interface NatsServerOptions {
   token?: string | null;
   /** Users instead of a token: by name and password, or by nkey public key (`U...`). */
   users?: ({ user: string; password: string } | { nkey: string })[];
+  /**
+   * Decentralized (JWT) auth instead of a token: the operator's JWT and the
+   * JWT of each account by its public key (`A...`), preloaded in a memory
+   * resolver. Clients connect with a credentials file of a user of one of them.
+   */
+  operator?: { jwt: string; accounts: Record<string, string> };
   /** Address to bind (default 127.0.0.1: loopback only). */
   host?: string;
   /** Port (default: a free one). */
@@ -45,7 +51,7 @@ export function freePort(host = "127.0.0.1"): number {
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? freePort(host);
-  const token = opts.token === null ? undefined : opts.token ??
+  const token = opts.token === null || opts.operator ? undefined : opts.token ??
     [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0"))
       .join("");
   const dir = await Deno.makeTempDir({ prefix: "scmoe-nats-" });
@@ -62,6 +68,14 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
       "nkey" in u ? `{ nkey: "${u.nkey}" }` : `{ user: "${u.user}", password: "${u.password}" }`
     );
     lines.push(`authorization { users: [ ${users.join(", ")} ] }`);
+  }
+  if (opts.operator) {
+    const accounts = Object.entries(opts.operator.accounts).map(([k, jwt]) => `${k}: "${jwt}"`);
+    lines.push(
+      `operator: "${opts.operator.jwt}"`,
+      `resolver: MEMORY`,
+      `resolver_preload: { ${accounts.join(", ")} }`,
+    );
   }
   await Deno.writeTextFile(conf, lines.join("\n") + "\n", { mode: 0o600 });
   let child: Deno.ChildProcess;

@@ -1,11 +1,20 @@
 /**
  * NATS authentication end to end: a server that requires a token, a user and
- * password, or an nkey; a client without credentials gets nothing; a driver
- * and its agent's actor processes with credentials work.
+ * password, an nkey, or a credentials file (JWT, operator mode); a client
+ * without credentials gets nothing; a driver and its agent's actor processes
+ * with credentials work.
  */
 import assert from "node:assert/strict";
 import { connectNats } from "../actors/bus_nats.ts";
 import { createUser } from "@nats-io/nkeys";
+import {
+  createAccount,
+  createOperator,
+  encodeAccount,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+} from "@nats-io/jwt";
 import { Agent, init, remote, shutdown, startNatsServer } from "../actors/mod.ts";
 import type { NatsServerOptions } from "../actors/mod.ts";
 import type { Counter } from "./fixtures/actors.ts";
@@ -15,7 +24,26 @@ const CounterActor = remote<typeof Counter>(
   "Counter",
 );
 
+/** An operator, an account and a user of it: the server's JWTs and the user's creds file. */
+async function jwtChain(): Promise<{ operator: NatsServerOptions["operator"]; creds: string }> {
+  const [operator, account, user] = [createOperator(), createAccount(), createUser()];
+  // Unlimited: a JWT account's limits default to zero connections.
+  const limits = { conn: -1, subs: -1, data: -1, payload: -1, imports: -1, exports: -1 };
+  const accountJwt = await encodeAccount("training", account, { limits }, { signer: operator });
+  const credsFile = await Deno.makeTempFile({ prefix: "scmoe-user-", suffix: ".creds" });
+  const userJwt = await encodeUser("trainer", user, account);
+  await Deno.writeFile(credsFile, fmtCreds(userJwt, user), { mode: 0o600 });
+  return {
+    operator: {
+      jwt: await encodeOperator("scmoe", operator),
+      accounts: { [account.getPublicKey()]: accountJwt },
+    },
+    creds: credsFile,
+  };
+}
+
 const nkey = createUser();
+const chain = await jwtChain();
 const cases: { name: string; server: NatsServerOptions; creds: Record<string, string> }[] = [
   { name: "token", server: { token: "s3cret-token" }, creds: { token: "s3cret-token" } },
   {
@@ -27,6 +55,11 @@ const cases: { name: string; server: NatsServerOptions; creds: Record<string, st
     name: "nkey",
     server: { users: [{ nkey: nkey.getPublicKey() }] },
     creds: { nkeySeed: new TextDecoder().decode(nkey.getSeed()) },
+  },
+  {
+    name: "credentials file (JWT)",
+    server: { operator: chain.operator },
+    creds: { credsFile: chain.creds },
   },
 ];
 
@@ -60,6 +93,7 @@ for (const c of cases) {
       }
     } finally {
       await server.stop();
+      if (c.creds.credsFile) await Deno.remove(c.creds.credsFile);
     }
   });
 }
