@@ -19,7 +19,7 @@ import { freePort } from "../actors/nats_server.ts";
 import { loadLatestValid } from "../models/checkpoint.ts";
 import { parseTrainFlags } from "../models/config_flags.ts";
 import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "./faults_frames.ts";
-import { cutHost } from "./faults_netns.ts";
+import { multihostTrain } from "./multihost.ts";
 import { type BenchRow, printRows } from "./output.ts";
 import { type Recovery, train, type TrainOptions, type TrainSummary } from "./train.ts";
 
@@ -43,12 +43,14 @@ export interface FaultResult {
 export const STEPS = 8;
 const HEARTBEAT_TIMEOUT_MS = 1500;
 
+/** Command line of the small run every case trains. */
+function runArgs(steps: number): string[] {
+  return ["--steps", String(steps), "--batch", "4", "--seq", "16", "--eval-every", "0"];
+}
+
 /** Flags of the small run every case trains. */
 function runFlags(dir: string, steps: number, more: string[] = []) {
-  return parseTrainFlags([
-    ...["--steps", String(steps), "--batch", "4", "--seq", "16", "--eval-every", "0"],
-    ...["--out", dir, ...more],
-  ]);
+  return parseTrainFlags([...runArgs(steps), "--out", dir, ...more]);
 }
 
 async function quiet(dir: string, steps: number, more: string[], options: TrainOptions = {}) {
@@ -57,10 +59,14 @@ async function quiet(dir: string, steps: number, more: string[], options: TrainO
 
 /** Asked steps 1..steps not found exactly once in `dir/metrics.jsonl`. */
 async function stepsLost(dir: string, steps: number): Promise<number> {
+  const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).split("\n");
+  return stepsLostIn(lines.filter(Boolean).map((l) => JSON.parse(l).step), steps);
+}
+
+/** Asked steps 1..steps not found exactly once among the `logged` steps. */
+function stepsLostIn(logged: number[], steps: number): number {
   const seen = new Map<number, number>();
-  for (const line of (await Deno.readTextFile(`${dir}/metrics.jsonl`)).split("\n")) {
-    if (line) seen.set(JSON.parse(line).step, (seen.get(JSON.parse(line).step) ?? 0) + 1);
-  }
+  for (const step of logged) seen.set(step, (seen.get(step) ?? 0) + 1);
   let lost = 0;
   for (let s = 1; s <= steps; s++) if (seen.get(s) !== 1) lost++;
   return lost + [...seen.keys()].filter((s) => s < 1 || s > steps).length;
@@ -259,6 +265,40 @@ function notRun(note: string): () => Promise<FaultResult> {
       dataLost: 0,
       note,
     });
+}
+
+/** Milliseconds host 2 stays cut off in `cut-host`. */
+const CUT_MS = 3000;
+
+/**
+ * `cut-host`: {@linkcode STEPS} steps of 2 ranks across emulated hosts
+ * (network namespaces, root; {@link ./multihost.ts}), host 2 (rank 1) cut off
+ * for {@linkcode CUT_MS} after step 3, less than the heartbeat timeout: the
+ * failed step is noticed by its collective deadline (1.5 s), the same ranks
+ * re-form once the link is back and reload the checkpoint of step 2.
+ * Detect: cut to failure noticed; recover: link back to ranks re-formed.
+ */
+async function cutHost(): Promise<FaultResult> {
+  const r = await multihostTrain({
+    topology: "single",
+    flags: [...runArgs(STEPS), "--ranks", "2", "--ckpt-every", "2", "--collective-timeout", "1.5"],
+    net: 93,
+    heartbeatMs: 10_000,
+    cut: { afterStep: 3, forMs: CUT_MS },
+    deadlineMs: 90_000,
+  });
+  const rec = r.report?.recoveries[0];
+  return {
+    survived: r.report?.steps === STEPS && rec !== undefined,
+    detectMs: rec && r.cut ? rec.detectedAt - r.cut.downAt : NaN,
+    recoverMs: rec && r.cut?.upAt ? rec.recoveredAt - r.cut.upAt : NaN,
+    stepsRedone: r.report?.recoveries.reduce((n, x) => n + x.stepsRedone, 0) ?? 0,
+    dataLost: r.report ? stepsLostIn(r.report.loggedSteps, STEPS) : STEPS,
+    note: rec
+      ? `host 2 cut off ${CUT_MS / 1000} s in step ${rec.step}: ${rec.reason.slice(0, 60)}...; ` +
+        `resumed at step ${rec.resumedFrom}`
+      : `driver exit ${r.driverExit}: ${r.driverError}`,
+  };
 }
 
 /** Runs every fault case and prints the table (or JSON lines with `--json`). */

@@ -8,7 +8,7 @@
  * (no training run in the namespaces).
  */
 import assert from "node:assert/strict";
-import { cutHost } from "../bench/faults_netns.ts";
+import { cutHost } from "./helpers/cut_host_collectives.ts";
 
 Deno.test({
   name: "cut host: the missing rank is named, collectives succeed again once it is back",

@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { createShapedHosts, setLink, type ShapedHosts } from "../../collectives/netns.ts";
+import { createShapedHosts, setLink, type ShapedHosts } from "../collectives/netns.ts";
 import type { DriverReport } from "./multihost_driver.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
 const AGENT_MAIN = `${ROOT}actors/agent_main.ts`;
-const DRIVER_MAIN = `${ROOT}tests/helpers/multihost_driver.ts`;
+const DRIVER_MAIN = `${ROOT}bench/multihost_driver.ts`;
 const CLIENT_PORT = 4222;
 const ROUTE_PORT = 6222;
 const MONITOR_PORT = 8222;
@@ -52,8 +52,8 @@ export interface MultihostResult {
   driverError: string;
   /** Everything the driver printed on stderr (progress, warnings). */
   driverLog: string;
-  /** Milliseconds from the start of the run until host 2's link was cut (with `cut`). */
-  cutAtMs?: number;
+  /** When host 2's link was set down, and up again (`Date.now()`; with `cut`). */
+  cut?: { downAt: number; upAt?: number };
   /** Agent id of the agent in host namespace 1, then of that in 2. */
   agents: string[];
   /** Routes each server reported up (routed topology), by server. */
@@ -247,15 +247,15 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
       "--",
       ...opts.flags,
     ], env);
-    const t0 = Date.now();
-    let cutAtMs: number | undefined;
+    const cut: MultihostResult["cut"] = opts.cut && { downAt: 0 };
     const cutting = opts.cut && (async ({ afterStep, forMs }) => {
       await driver.waitFor(new RegExp(`^step ${afterStep}$`, "m"), 60_000, "driver");
       await setLink(net, 2, "down");
-      cutAtMs = Date.now() - t0;
+      cut!.downAt = Date.now();
       if (forMs === null) return;
       await new Promise((r) => setTimeout(r, forMs));
       await setLink(net, 2, "up");
+      cut!.upAt = Date.now();
     })(opts.cut);
     const status = await driver.done;
     await cutting;
@@ -279,7 +279,7 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
       driverExit: status.code,
       driverError,
       driverLog: driver.stderr,
-      cutAtMs,
+      cut,
       agents,
       routes,
       agentExits,

@@ -3,7 +3,7 @@
  * inside a network namespace by {@link ./multihost.ts}):
  *
  * ```sh
- * SCMOE_NATS_TOKEN=... deno run -A tests/helpers/multihost_driver.ts \
+ * SCMOE_NATS_TOKEN=... deno run -A bench/multihost_driver.ts \
  *   --cluster nats://10.213.80.1:4222 --hosts AGENT0,AGENT1 --out DIR -- TRAIN FLAGS
  * ```
  *
@@ -18,19 +18,21 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { decode } from "../../actors/codec.ts";
-import { type AgentInfo, DISCOVER_SUBJECT } from "../../actors/agent.ts";
-import { connectNats, credentialsFromEnv } from "../../actors/bus_nats.ts";
-import { placementOf } from "../../actors/mod.ts";
-import { EXIT_STOPPED, type Recovery, train, TrainingStopped } from "../../bench/train.ts";
-import { parseTrainFlags } from "../../models/config_flags.ts";
+import { decode } from "../actors/codec.ts";
+import { type AgentInfo, DISCOVER_SUBJECT } from "../actors/agent.ts";
+import { connectNats, credentialsFromEnv } from "../actors/bus_nats.ts";
+import { placementOf } from "../actors/mod.ts";
+import { EXIT_STOPPED, type Recovery, train, TrainingStopped } from "./train.ts";
+import { parseTrainFlags } from "../models/config_flags.ts";
 
 /** What the driver prints. */
 export interface DriverReport {
   /** Steps the run completed. */
   steps: number;
-  /** Training loss of each step, in order. */
+  /** Training loss of each line of `metrics.jsonl`, in order. */
   losses: number[];
+  /** The step of each line of `metrics.jsonl`, in order. */
+  loggedSteps: number[];
   /** `placementOf` of each rank after the first step. */
   placements: string[];
   /** `placementOf` of each rank after the last step completed. */
@@ -43,8 +45,8 @@ export interface DriverReport {
   groupId: string;
   /** Client connections of every `--monitor` server during the first step. */
   connections: Connection[];
-  /** The recoveries of the run: failed step, reason, step resumed from, rank incarnations. */
-  recoveries: Pick<Recovery, "step" | "reason" | "resumedFrom" | "incarnations">[];
+  /** The recoveries of the run. */
+  recoveries: Recovery[];
 }
 
 /** One client connection a server's `/connz` listed. */
@@ -140,22 +142,18 @@ if (import.meta.main) {
     Deno.exit(EXIT_STOPPED);
   });
   const text = await Deno.readTextFile(`${values.out}/metrics.jsonl`);
-  const losses = text.trim().split("\n").map((l) => JSON.parse(l).loss as number);
+  const lines = text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
   const report: DriverReport = {
     steps: summary.steps,
-    losses,
+    losses: lines.map((l) => l.loss),
+    loggedSteps: lines.map((l) => l.step),
     placements,
     lastPlacements,
     wallS: summary.wallS,
     actorIds,
     groupId,
     connections: conns,
-    recoveries: summary.recoveries.map(({ step, reason, resumedFrom, incarnations }) => ({
-      step,
-      reason,
-      resumedFrom,
-      incarnations,
-    })),
+    recoveries: summary.recoveries,
   };
   console.log(JSON.stringify(report));
 }

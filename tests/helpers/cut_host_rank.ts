@@ -8,14 +8,14 @@
  * a one-line `error:` and exit code 3 once no collective has succeeded for B
  * ms. The NATS token comes from `SCMOE_NATS_TOKEN`.
  *
- * Usage: `deno run -A bench/faults_netns_rank.ts --nats URL --job ID --rank R --size N [--budget-ms B]`
+ * Usage: `deno run -A tests/helpers/cut_host_rank.ts --nats URL --job ID --rank R --size N [--budget-ms B]`
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { credentialsFromEnv } from "../collectives/nats_connect.ts";
-import { createCommunicator } from "../collectives/comm.ts";
-import type { Communicator } from "../collectives/types.ts";
+import { credentialsFromEnv } from "../../collectives/nats_connect.ts";
+import { createCommunicator } from "../../collectives/comm.ts";
+import type { Communicator } from "../../collectives/types.ts";
 
 /** Length of a time slot; each slot holds one all-reduce. */
 const SLOT_MS = 500;

@@ -1,7 +1,7 @@
 /**
  * The `cut-host` fault at the collective level: three network namespaces
  * (`collectives/netns.ts`), a token-protected nats-server in host 0 and one
- * rank process ({@link ./faults_netns_rank.ts}) in each of hosts 1 and 2.
+ * rank process ({@link ./cut_host_rank.ts}) in each of hosts 1 and 2.
  * Host 2's link is set down while the ranks all-reduce every slot: rank 0's
  * collectives fail by their deadline naming rank 1; with the link set up
  * again both ranks succeed again, or without it each rank stops with one line
@@ -9,11 +9,11 @@
  *
  * @module
  */
-import { createShapedHosts, setLink, type ShapedHosts } from "../collectives/netns.ts";
-import type { FaultResult } from "./faults.ts";
+import { createShapedHosts, setLink, type ShapedHosts } from "../../collectives/netns.ts";
+import type { FaultResult } from "../../bench/faults.ts";
 
-const RANK_MAIN = new URL("./faults_netns_rank.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+const RANK_MAIN = new URL("./cut_host_rank.ts", import.meta.url).pathname;
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 
 /** Options of {@linkcode cutHost}. */
 export interface CutHostOptions {
