@@ -1,6 +1,7 @@
 /**
  * Starts a private nats-server (the Debian `nats-server` package) on a free
- * loopback port, with a random auth token and a raised max_payload.
+ * loopback port, with a random auth token and a raised max_payload; or
+ * inside a network namespace (`collectives/netns.ts`) on one of its addresses.
  *
  * @module
  */
@@ -21,8 +22,10 @@ export interface NatsServerOptions {
   operator?: { jwt: string; accounts: Record<string, string> };
   /** Address to bind (default 127.0.0.1: loopback only). */
   host?: string;
-  /** Port (default: a free one). */
+  /** Port (default: a free one; 4222 inside a namespace). */
   port?: number;
+  /** Run inside this network namespace (root only); `host` is then one of its addresses. */
+  netns?: string;
   /** Bytes the server buffers for one client before cutting it off as a slow consumer (256 MiB). */
   maxPending?: number;
 }
@@ -50,7 +53,7 @@ export function freePort(host = "127.0.0.1"): number {
 /** Starts nats-server and waits until it accepts connections. */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const host = opts.host ?? "127.0.0.1";
-  const port = opts.port ?? freePort(host);
+  const port = opts.port ?? (opts.netns ? 4222 : freePort(host));
   const token = opts.token === null || opts.operator ? undefined : opts.token ??
     [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0"))
       .join("");
@@ -80,8 +83,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   await Deno.writeTextFile(conf, lines.join("\n") + "\n", { mode: 0o600 });
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command("nats-server", { args: ["-c", conf], stdout: "null", stderr: "piped" })
-      .spawn();
+    const cmd = ["nats-server", "-c", conf];
+    const [exe, ...args] = opts.netns ? ["ip", "netns", "exec", opts.netns, ...cmd] : cmd;
+    child = new Deno.Command(exe, { args, stdout: "null", stderr: "piped" }).spawn();
   } catch (e) {
     await Deno.remove(dir, { recursive: true });
     if (e instanceof Deno.errors.NotFound) {
@@ -102,21 +106,18 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     await reading.catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
+  // Ready once it says so (a namespace's address cannot be probed from here).
   const deadline = Date.now() + 10_000;
-  while (true) {
-    try {
-      const c = await Deno.connect({ hostname: host, port });
-      c.close();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        await stop();
-        throw new Error(
-          `nats-server did not start on ${host}:${port}: ${log.trim().split("\n").pop()}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 20));
+  let exited = false;
+  child.status.then(() => exited = true);
+  while (!log.includes("Server is ready")) {
+    if (exited || Date.now() > deadline) {
+      await stop();
+      throw new Error(
+        `nats-server did not start on ${host}:${port}: ${log.trim().split("\n").pop()}`,
+      );
     }
+    await new Promise((r) => setTimeout(r, 20));
   }
   return { url: `nats://${host}:${port}`, token, pid: child.pid, stop };
 }

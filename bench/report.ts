@@ -1,10 +1,12 @@
 /**
- * `deno task bench report [--quick] [--name NAME] [--skip-quality]`: runs the
+ * `deno task bench report [--quick] [--name NAME] [--skip-quality] [--link-model]`: runs the
  * scenario benchmark (and `deno task bench quality`, as a subprocess with
  * `--json`) and writes `bench/results/NAME/report.md` (default NAME
  * `latest`) with the tables beside the paper's figures, SVG bar charts of the
  * speed-ups per scenario, an SVG timeline of one training step per variant,
- * the raw rows as JSON lines, the exact commands and the machine.
+ * the raw rows as JSON lines, the exact commands and the machine. The links
+ * are shaped as `deno task bench scenarios` shapes them (`tc` as root, else
+ * or with `--link-model` the link model); the Method section says which.
  *
  * @module
  */
@@ -12,11 +14,15 @@ import { parseArgs } from "node:util";
 import { barChartSvg } from "./bar_chart_svg.ts";
 import { type BenchRow, formatNumber } from "./output.ts";
 import {
+  chooseShaping,
+  exitOnShapingError,
   measureScenarios,
   ON_LINK,
   SCENARIO_VARIANTS,
   SCENARIOS,
+  type Shaping,
   SHARE_TOLERANCE,
+  unshapedShare,
 } from "./scenarios.ts";
 import { timelineSvg } from "./timeline_svg.ts";
 
@@ -26,14 +32,33 @@ const TARGETS: Record<string, [number, number, number]> = {
   nvlink: [1.12, 1.17, 0.95],
 };
 
+/** The method's sentence on the ranks and how their links were shaped. */
+function shapingText(shaping: Shaping): string {
+  if (shaping === "tc") {
+    return "2 rank processes, each in its own network namespace and with its own communication " +
+      'worker, over the `nats` transport. Shaping: **real, tc** (`shaping: "tc"`): the ' +
+      "expert-parallel group's nats-server sits in rank 0's namespace and each namespace's " +
+      "egress shapes that server's port with an htb class of the scenario's bandwidth (one-MTU " +
+      "packets, 1 ms burst), so each direction of an all-to-all crosses one link of that rate; " +
+      "the dense-gradient group (and every group in the calibration) uses a second nats-server " +
+      "that is not shaped. No latency is added (this kernel has no netem); the path's own " +
+      "latency through NATS is part of the measured unshaped transfer time.";
+  }
+  return "2 rank Workers, each with its own communication worker. Shaping: **link model** " +
+    '(`shaping: "link-model"`): the all-to-all frames are paced by an emulated link of the ' +
+    "scenario's bandwidth and 0.2 ms latency; no real `tc` shaping was used.";
+}
+
 /** The machine, as markdown lines. */
-async function machine(): Promise<string[]> {
+async function machine(shaping: Shaping): Promise<string[]> {
   const cpu = await Deno.readTextFile("/proc/cpuinfo")
     .then((t) => /model name\s*:\s*(.*)/.exec(t)?.[1] ?? "unknown")
     .catch(() => "unknown");
   const mem = Deno.systemMemoryInfo();
   return [
-    `- CPU: ${cpu}, ${navigator.hardwareConcurrency} cores (2 rank Workers, wasm backend)`,
+    `- CPU: ${cpu}, ${navigator.hardwareConcurrency} cores (2 rank ${
+      shaping === "tc" ? "processes" : "Workers"
+    }, wasm backend)`,
     `- memory: ${(mem.total / 2 ** 30).toFixed(1)} GiB`,
     `- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os} ${Deno.build.arch}`,
     `- load average at the end: ${Deno.loadavg().map((v) => v.toFixed(2)).join(", ")}`,
@@ -70,6 +95,7 @@ export async function runReportBench(args: string[]): Promise<void> {
       quick: { type: "boolean", default: false },
       name: { type: "string", default: "latest" },
       "skip-quality": { type: "boolean", default: false },
+      "link-model": { type: "boolean", default: false },
     },
   });
   const quick = values.quick;
@@ -77,7 +103,11 @@ export async function runReportBench(args: string[]): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const started = new Date().toISOString();
   const t0 = performance.now();
-  const res = await measureScenarios(quick, (s) => console.error(s));
+  const res = await measureScenarios(
+    quick,
+    (s) => console.error(s),
+    chooseShaping(values["link-model"]),
+  ).catch(exitOnShapingError);
   const scenariosS = (performance.now() - t0) / 1e3;
   const value = (c: string, metric: string) => {
     const v = res.rows.find((r) => r.case === c && r.metric === metric)?.value;
@@ -85,6 +115,7 @@ export async function runReportBench(args: string[]): Promise<void> {
   };
   const fmt = (v: number) => (Number.isFinite(v) ? formatNumber(v) : "–");
   const q = quick ? " --quick" : "";
+  const lm = values["link-model"] ? " --link-model" : "";
   const md: string[] = [
     `# ScMoE bandwidth scenarios: speed-ups over top-2, measured here beside the paper`,
     "",
@@ -93,30 +124,29 @@ export async function runReportBench(args: string[]): Promise<void> {
     "## Commands",
     "",
     "```sh",
-    `deno task bench report${q}${values.name === "latest" ? "" : ` --name ${values.name}`}${
+    `deno task bench report${q}${lm}${values.name === "latest" ? "" : ` --name ${values.name}`}${
       values["skip-quality"] ? " --skip-quality" : ""
     }`,
-    `deno task bench scenarios${q} --json   # the same figures alone`,
+    `deno task bench scenarios${q}${lm} --json   # the same figures alone`,
     ...(values["skip-quality"] ? [] : [`deno task bench quality${q} --json`]),
     "```",
     "",
     "## Machine",
     "",
-    ...await machine(),
+    ...await machine(res.shaping),
     "",
     "## Method",
     "",
     `One MoE block pair (a dense block, then an MoE block; d=${res.sizes.nEmbd}, 4 experts, ` +
-    `${res.sizes.rows}x${res.sizes.seq} tokens per rank and step) on 2 rank Workers, each with ` +
-    'its own communication worker. Shaping: **link model** (`shaping: "link-model"`): the ' +
-    "all-to-all frames are paced by an emulated link of the scenario's bandwidth and 0.2 ms " +
-    "latency; no real `tc` shaping was used. Calibration: one unshaped serial top-2 run per kind " +
+    `${res.sizes.rows}x${res.sizes.seq} tokens per rank and step) on ` +
+    shapingText(res.shaping) + " Calibration: one unshaped serial top-2 run per kind " +
     "of step (" + (["train", "infer"] as const).map((k) => {
       const c = res.calibration[k];
       return `${k === "train" ? "training" : "inference"}: block compute ${fmt(c.computeMs)} ms, ` +
         `unshaped transfer ${fmt(c.fixedMs)} ms, ${
           fmt(c.bytes / 1e6)
-        } MB in ${c.calls} all-to-alls`;
+        } MB in ${c.calls} all-to-alls, so communication is at least ` +
+        `${fmt(unshapedShare(c))} of the block on any link`;
     }).join("; ") + "); each scenario's bandwidth is set, separately for training and for " +
     "inference, so that communication is the scenario's share of the serial top-2 MoE block " +
     "(its all-to-alls only); the interleaved run of every variant is repeated on a corrected " +

@@ -1,16 +1,21 @@
 /**
- * `deno task bench scenarios [--json] [--quick]`: the paper's speed-up tables
- * reproduced here. A scenario is the communication share of the serial top-2
- * MoE block's time (`pcie` 60%, `nvlink` 15%, `ethernet` 50%; the block's
- * all-to-alls only). One calibration run measures the top-2 block's compute
- * and all-to-all bytes on this machine, for training and for inference
- * steps; each scenario then sets, per kind of step, the link model's
- * bandwidth that gives its share (`shaping: "link-model"`), and corrects it
+ * `deno task bench scenarios [--json] [--quick] [--link-model]`: the paper's
+ * speed-up tables reproduced here. A scenario is the communication share of
+ * the serial top-2 MoE block's time (`pcie` 60%, `nvlink` 15%, `ethernet`
+ * 50%; the block's all-to-alls only). One calibration run measures the top-2
+ * block's compute, unshaped transfer time and all-to-all bytes on this
+ * machine, for training and for inference steps; each scenario then sets,
+ * per kind of step, the link bandwidth that gives its share, and corrects it
  * on the run's own measured share (reported) until within
  * {@linkcode SHARE_TOLERANCE}.
  *
+ * The link is shaped for real when running as root (`shaping: "tc"`: 2 rank
+ * processes in network namespaces over NATS, the all-to-alls crossing a tc
+ * link, see `overlap_netns.ts`), else (or with `--link-model`) by the link
+ * model on 2 rank Workers (`shaping: "link-model"`); every row says which.
+ *
  * For each scenario the training step and the forward-only (inference) step
- * of every variant run on 2 rank Workers, variants interleaved step by step;
+ * of every variant run on the 2 ranks, variants interleaved step by step;
  * medians after warm-up over steps and ranks give `train_step_ms`,
  * `infer_step_ms`, the speed-ups over `top2` (the paper's figure as the
  * reference where it has one), the MoE block's `hidden_fraction`
@@ -41,6 +46,7 @@ import {
   transferFigure,
   VARIANTS,
 } from "./overlap.ts";
+import { startShapedRanks } from "./overlap_netns.ts";
 
 /** The scenarios: top-2 communication share and the paper's speed-ups over top-2. */
 export const SCENARIOS: Record<
@@ -86,6 +92,14 @@ export interface Calibration {
 }
 
 /**
+ * The block's communication share on an unshaped link: the least share any
+ * link reaches with this transport (scenarios below it are out of reach).
+ */
+export function unshapedShare(cal: Calibration): number {
+  return cal.fixedMs / (cal.computeMs + cal.fixedMs);
+}
+
+/**
  * The link on which the block's communication is `share` of its serial time
  * `compute + comm`: communication must take `comm = share / (1 - share) *
  * compute`, of which the fixed cost and each call's latency are already
@@ -103,10 +117,52 @@ export function linkForShare(cal: Calibration, share: number, latencyS: number):
   return linkForComm(cal, (share / (1 - share)) * cal.computeMs, latencyS);
 }
 
+/**
+ * How the scenarios' links are shaped: `tc`, for real (rank processes in
+ * network namespaces over NATS, `overlap_netns.ts`; root only), or
+ * `link-model`, emulated (rank Workers over the `local` transport).
+ */
+export type Shaping = "tc" | "link-model";
+
+/** Real shaping when running as root, unless the link model is asked for. */
+export function chooseShaping(forceLinkModel: boolean): Shaping {
+  return !forceLinkModel && Deno.uid() === 0 ? "tc" : "link-model";
+}
+
+/** Real shaping was asked for (running as root) but could not be set up. */
+export class ShapingError extends Error {
+  /** The message is one line, naming the cause and `--link-model`. */
+  constructor(cause: unknown) {
+    const why = (cause instanceof Error ? cause.message : String(cause)).split("\n")[0];
+    super(`real shaping (tc, network namespaces, NATS) failed: ${why}; --link-model skips it`);
+    this.name = "ShapingError";
+  }
+}
+
+/** Ends the process with one line on a {@linkcode ShapingError}; rethrows anything else. */
+export function exitOnShapingError(e: unknown): never {
+  if (!(e instanceof ShapingError)) throw e;
+  console.error(`error: ${e.message}`);
+  Deno.exit(1);
+}
+
+/** The ranks of a shaping: how to run cases on them, the link latency they apply, and cleanup. */
+async function ranksFor(shaping: Shaping) {
+  if (shaping === "link-model") {
+    return { run: runOnRanks, latencyS: LATENCY_S, close: async () => {} };
+  }
+  const ranks = await startShapedRanks().catch((e) => {
+    throw new ShapingError(e);
+  });
+  return { run: ranks.run, latencyS: 0, close: ranks.close };
+}
+
 /** What {@linkcode measureScenarios} returns. */
 export interface ScenarioResults {
+  /** How the links were shaped. */
+  shaping: Shaping;
   /** The benchmark's rows (every row carries `shaping`). */
-  rows: (BenchRow & { shaping: string })[];
+  rows: (BenchRow & { shaping: Shaping })[];
   /** One traced training step of every variant, per scenario. */
   traced: Record<string, TracedRun[]>;
   /** The calibration measured, per kind of step. */
@@ -145,15 +201,46 @@ function allreduceWaitMs(results: CaseResult[], from: number): number {
 }
 
 /**
- * Measures every scenario; progress lines go to `log`. The scenario's link
- * carries the expert-parallel all-to-alls; the dense-gradient all-reduce
- * (bucketed, overlapping the backward) goes over a second, unshaped group of
- * the same ranks, except in the `*_allreduce_on_link` rows where it shares
- * the scenario's link.
+ * Measures every scenario with `shaping`; progress lines go to `log`. The
+ * scenario's link carries the expert-parallel all-to-alls; the
+ * dense-gradient all-reduce (bucketed, overlapping the backward) goes over a
+ * second, unshaped group of the same ranks, except in the
+ * `*_allreduce_on_link` rows where it shares the scenario's link. With `tc`
+ * shaping the calibration's unshaped transfer time is that of NATS (two
+ * hops through the server), and no latency is added to the link.
+ * Throws a {@linkcode ShapingError} when `tc` shaping cannot be set up.
  */
 export async function measureScenarios(
   quick: boolean,
   log: (line: string) => void,
+  shaping: Shaping,
+): Promise<ScenarioResults> {
+  const ranks = await ranksFor(shaping);
+  log(
+    shaping === "tc"
+      ? `shaping: tc (2 rank processes in network namespaces over NATS, the all-to-alls' ` +
+        `server shaped, the dense-gradient server not)`
+      : `shaping: link model (2 rank Workers over the local transport)`,
+  );
+  // Interrupted, the namespaces, servers and rank processes are removed before exiting.
+  const interrupted = () => void ranks.close().finally(() => Deno.exit(130));
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const s of signals) Deno.addSignalListener(s, interrupted);
+  try {
+    return await measureWith(quick, log, shaping, ranks.run, ranks.latencyS);
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, interrupted);
+    await ranks.close();
+  }
+}
+
+/** {@linkcode measureScenarios} on ranks that `run` starts, with links of `latencyS`. */
+async function measureWith(
+  quick: boolean,
+  log: (line: string) => void,
+  shaping: Shaping,
+  run: typeof runOnRanks,
+  latencyS: number,
 ): Promise<ScenarioResults> {
   const sizes = quick
     ? { nEmbd: 128, rows: 2, seq: 64, warmup: 2, measured: 4 }
@@ -179,7 +266,7 @@ export async function measureScenarios(
   });
   const top2 = SCENARIO_VARIANTS.find(([name]) => name === "top2")!;
   const calSteps = 4, calFrom = 1;
-  const cal = await runOnRanks(kinds.map((k) => caseOf(top2, k, calSteps, calFrom)), {
+  const cal = await run(kinds.map((k) => caseOf(top2, k, calSteps, calFrom)), {
     gradLink: null,
   });
   const calibration = Object.fromEntries(kinds.map((k, i): [StepKind, Calibration] => {
@@ -198,7 +285,7 @@ export async function measureScenarios(
       `calibration (${k}): top-2 block compute ${c.computeMs.toFixed(1)} ms, unshaped ` +
         `transfer ${c.fixedMs.toFixed(1)} ms, ${
           (c.bytes / 1e6).toFixed(3)
-        } MB in ${c.calls} all-to-alls`,
+        } MB in ${c.calls} all-to-alls; unshaped share ${unshapedShare(c).toFixed(3)}`,
     );
   }
   /**
@@ -208,10 +295,10 @@ export async function measureScenarios(
    * most 3 runs; the closest is kept).
    */
   const measureAt = async (scenario: string, kind: StepKind, share: number) => {
-    let link = linkForShare(calibration[kind], share, LATENCY_S);
+    let link = linkForShare(calibration[kind], share, latencyS);
     let best: { link: LinkModel; got: number; results: CaseResult[][] } | undefined;
     for (let round = 1; round <= 3; round++) {
-      const perRank = await runOnRanks(SCENARIO_VARIANTS.map((v) => caseOf(v, kind)), {
+      const perRank = await run(SCENARIO_VARIANTS.map((v) => caseOf(v, kind)), {
         link,
         gradLink: null,
         interleave: true,
@@ -235,7 +322,6 @@ export async function measureScenarios(
     }
     return best!;
   };
-  const shaping = "link-model";
   const rows: ScenarioResults["rows"] = [];
   const traced: Record<string, TracedRun[]> = {};
   const push = (c: string, metric: string, value: number | string, unit: string, ref?: number) =>
@@ -250,6 +336,9 @@ export async function measureScenarios(
     });
   push("machine", "cores", navigator.hardwareConcurrency, "cores");
   push("machine", "ranks", 2, "ranks");
+  push("machine", "shaping", shaping, "method");
+  push("calibration", "unshaped_comm_share", unshapedShare(calibration.train), "ratio");
+  push("calibration", "infer_unshaped_comm_share", unshapedShare(calibration.infer), "ratio");
   for (const [scenario, spec] of Object.entries(SCENARIOS)) {
     const results: Record<StepKind, CaseResult[][]> = { train: [], infer: [] };
     for (const kind of kinds) {
@@ -260,7 +349,7 @@ export async function measureScenarios(
       if (kind !== "train") continue;
       // The same training steps with the dense-gradient all-reduce on the scenario's link.
       const onLink = ON_LINK.map((name) => SCENARIO_VARIANTS.find(([n]) => n === name)!);
-      const shared = await runOnRanks(onLink.map((v) => caseOf(v, kind)), {
+      const shared = await run(onLink.map((v) => caseOf(v, kind)), {
         link,
         interleave: true,
       });
@@ -324,7 +413,7 @@ export async function measureScenarios(
       ranks: of(name, "train").map((r) => r.reports[steps - 1].ops ?? []),
     }));
   }
-  return { rows, traced, calibration, sizes };
+  return { shaping, rows, traced, calibration, sizes };
 }
 
 /** Variants also measured with the dense-gradient all-reduce on the scenario's link. */
@@ -337,8 +426,13 @@ export async function runScenariosBench(args: string[]): Promise<void> {
     options: {
       json: { type: "boolean", default: false },
       quick: { type: "boolean", default: false },
+      "link-model": { type: "boolean", default: false },
     },
   });
-  const { rows } = await measureScenarios(values.quick, (s) => values.json || console.error(s));
+  const { rows } = await measureScenarios(
+    values.quick,
+    (s) => values.json || console.error(s),
+    chooseShaping(values["link-model"]),
+  ).catch(exitOnShapingError);
   printRows(rows, values.json);
 }

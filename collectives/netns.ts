@@ -1,8 +1,14 @@
 /**
  * Real shaping for the `nats` transport: emulated hosts as Linux network
  * namespaces, each joined to a bridge by a veth pair whose host end is shaped
- * with `tc tbf`, so bytes really cross a slower link. Needs root, `ip` and
- * `tc` (Debian package `iproute2`). Addresses are `10.213.<net>.<i+1>/24`.
+ * with `tc`, so bytes really cross a slower link. Needs root, `ip` and `tc`
+ * (Debian package `iproute2`). Addresses are `10.213.<net>.<i+1>/24`.
+ *
+ * Each host's egress is an `htb` qdisc whose one class (1:1) has the rate;
+ * `u32` filters send into it either all traffic or only TCP traffic from or
+ * to the given ports, and everything else leaves unshaped (htb's direct
+ * queue). The rate can be changed in place ({@linkcode ShapedHosts.setRate}).
+ * No latency is added: this kernel has no `netem`.
  *
  * @module
  */
@@ -15,6 +21,12 @@ export interface ShapedHostsOptions {
   rateMbit: number;
   /** Third octet of the 10.213.x.0/24 network (0). */
   net?: number;
+  /**
+   * Shape only TCP traffic from or to these ports (in both directions: a
+   * server's replies and its clients' requests); other traffic is unshaped.
+   * Default: all traffic is shaped.
+   */
+  ports?: number[];
 }
 
 /** The emulated hosts; {@linkcode ShapedHosts.destroy} removes them. */
@@ -25,6 +37,8 @@ export interface ShapedHosts {
   addresses: string[];
   /** Runs `cmd` inside host `i`'s namespace (as `ip netns exec`). */
   command(i: number, cmd: string[], opts?: Deno.CommandOptions): Deno.Command;
+  /** Changes every host's egress rate in place (`tc class change`). */
+  setRate(rateMbit: number): Promise<void>;
   /** Deletes the namespaces (and with them the veths and the bridge). */
   destroy(): Promise<void>;
 }
@@ -49,7 +63,20 @@ async function ip(...args: string[]): Promise<void> {
 }
 
 /**
- * Builds `hosts` namespaces on one bridge, each host's egress shaped to `rateMbit`.
+ * The arguments of the shaped htb class 1:1 at `rateMbit`, with a burst of
+ * 1 ms of it (at least one packet), so that even small messages leave at
+ * the rate.
+ */
+function shapedClass(rateMbit: number): string[] {
+  const burst = `${Math.max(1600, Math.ceil(rateMbit * 1e6 / 8 / 1000))}b`;
+  const rate = `${rateMbit}mbit`;
+  return ["parent", "1:", "classid", "1:1", "htb", "rate", rate, "ceil", rate]
+    .concat(["burst", burst, "cburst", burst]);
+}
+
+/**
+ * Builds `hosts` namespaces on one bridge, each host's egress (or its traffic
+ * on `ports`) shaped to `rateMbit`.
  *
  * @example
  * ```ts ignore
@@ -98,25 +125,18 @@ export async function createShapedHosts(opts: ShapedHostsOptions): Promise<Shape
       await inBr("link", "set", port, "up");
       await ip("-n", ns, "link", "set", "lo", "up");
       await ip("-n", ns, "addr", "add", `${addresses[i]}/24`, "dev", veth);
-      await ip("-n", ns, "link", "set", veth, "up");
-      const burst = `${Math.max(32, Math.ceil(opts.rateMbit * 1e6 / 8 / 250 / 1024))}kb`;
-      await ip(
-        "tc",
-        "-n",
-        ns,
-        "qdisc",
-        "add",
-        "dev",
-        veth,
-        "root",
-        "tbf",
-        "rate",
-        `${opts.rateMbit}mbit`,
-        "burst",
-        burst,
-        "latency",
-        "100ms",
-      );
+      // Packets of one MTU (no GSO batches of up to 64 kB), so the burst holds.
+      await ip("-n", ns, "link", "set", veth, "gso_max_segs", "1", "up");
+      const tc = (...a: string[]) => ip("tc", "-n", ns, ...a);
+      await tc("qdisc", "add", "dev", veth, "root", "handle", "1:", "htb");
+      await tc("class", "add", "dev", veth, ...shapedClass(opts.rateMbit));
+      const filter = (match: string) =>
+        tc("filter", "add", "dev", veth, ...`parent 1: ${match} flowid 1:1`.split(" "));
+      if (!opts.ports) await filter("protocol all u32 match u32 0 0");
+      for (const port of opts.ports ?? []) {
+        await filter(`protocol ip u32 match ip sport ${port} 0xffff`);
+        await filter(`protocol ip u32 match ip dport ${port} 0xffff`);
+      }
     }
   } catch (e) {
     await destroy();
@@ -127,6 +147,12 @@ export async function createShapedHosts(opts: ShapedHostsOptions): Promise<Shape
     addresses,
     command: (i, cmd, o = {}) =>
       new Deno.Command("ip", { ...o, args: ["netns", "exec", namespaces[i], ...cmd] }),
+    setRate: async (rateMbit) => {
+      for (const [i, ns] of namespaces.entries()) {
+        const veth = `sc${id}v${i}`;
+        await ip("tc", "-n", ns, "class", "change", "dev", veth, ...shapedClass(rateMbit));
+      }
+    },
     destroy,
   };
 }

@@ -106,11 +106,12 @@ export class GradientBuckets {
         let offset = 0;
         for (const a of arrays) flat.set(a, (offset += a.length) - a.length);
         const timing: { doneAtMs?: number } = {};
+        // Counted before the call, which may transfer (detach) `flat`.
+        const bytes = 4 * flat.length * 2 * (this.#comm.size - 1) / this.#comm.size;
         const startMs = nowMs();
         return this.#comm.allreduce(flat, "sum", { tag: `${this.#tag}/${bucket}`, timing })
           .then((summed) => {
             const endMs = timing.doneAtMs ?? nowMs();
-            const bytes = 4 * flat.length * 2 * (this.#comm.size - 1) / this.#comm.size;
             this.#record.push({ name, kind: "comm", phase: "bwd", startMs, endMs, bytes });
             return summed;
           });

@@ -1,8 +1,16 @@
-/** The pure parts of the scenario benchmark: the bar-chart SVG and the link calibration. */
+/**
+ * The pure parts of the scenario benchmark: the bar-chart SVG, the link
+ * calibration and the choice of shaping.
+ */
 import { deepEqual as assertEquals, ok } from "node:assert/strict";
 import { barChartSvg } from "../bench/bar_chart_svg.ts";
 import { correctLink } from "../bench/overlap.ts";
-import { linkForShare, SCENARIO_VARIANTS } from "../bench/scenarios.ts";
+import {
+  chooseShaping,
+  linkForShare,
+  SCENARIO_VARIANTS,
+  ShapingError,
+} from "../bench/scenarios.ts";
 
 /** Checks that every opened tag is closed in order (a small well-formedness check). */
 function assertBalanced(svg: string): void {
@@ -88,4 +96,15 @@ Deno.test("calibration: a measurement corrects the link's wire time", () => {
   // Too little measured: more on the wire (a slower link); never under a tenth of it.
   ok(correctLink(link, 1e6, 90, 50).bandwidthBytesPerS < 1e7);
   assertAlmost(correctLink(link, 1e6, 0, 500).bandwidthBytesPerS, 1e8, 1);
+});
+
+Deno.test("shaping: tc as root unless the link model is forced; its failure is one line", () => {
+  assertEquals(chooseShaping(true), "link-model");
+  assertEquals(chooseShaping(false), Deno.uid() === 0 ? "tc" : "link-model");
+  const e = new ShapingError(new Error("ip netns add x: Permission denied\nmore detail"));
+  assertEquals(
+    e.message,
+    "real shaping (tc, network namespaces, NATS) failed: ip netns add x: Permission denied; " +
+      "--link-model skips it",
+  );
 });

@@ -1,0 +1,146 @@
+/**
+ * The overlap cases on tc-shaped NATS rank processes (`bench/overlap_netns.ts`;
+ * root only): the all-to-alls move at the shaped rate (and at a changed rate
+ * after re-shaping), the dense-gradient group is not shaped, the results
+ * have the link-model runner's shape, and nothing is left behind.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import {
+  blockBytes,
+  type CaseResult,
+  type OverlapCase,
+  runOnRanks,
+  transferFigure,
+} from "../bench/overlap.ts";
+import { startShapedRanks } from "../bench/overlap_netns.ts";
+
+/** Serial top-2, a tiny model: about 62 kB sent by each rank in a training step's all-to-alls. */
+const CASE: OverlapCase = {
+  name: "top2",
+  model: {
+    variant: "top2",
+    nLayer: 2,
+    moeEvery: 2,
+    nEmbd: 64,
+    nHead: 2,
+    nExperts: 4,
+    blockSize: 32,
+    capacityFactor: 2,
+  },
+  schedule: { overlap: false },
+  steps: 3,
+  rows: 2,
+  seq: 32,
+  traceFrom: 1,
+};
+
+/** Bytes/s of the shaped link: the all-to-alls of a step take about 100 ms on it. */
+const RATE = 6e5;
+
+/** Per rank, the case's results of a run. */
+const only = (perRank: CaseResult[][]) => perRank.map((r) => r[0]);
+
+/** The all-to-alls' transfer time of a step (median), and what the link's rate makes of the bytes. */
+function a2a(results: CaseResult[], rate: number) {
+  const bytes = blockBytes(results[0].reports[CASE.steps - 1]);
+  return { ms: transferFigure(results, 1, (f) => f.commMs), expectMs: (bytes / rate) * 1e3 };
+}
+
+/**
+ * The largest dense-gradient all-reduce of the last step: its time (issue to
+ * completion, the least over ranks: the least skew) and its bytes at `rate`.
+ */
+function grads(results: CaseResult[], rate: number) {
+  const largest = results.map((c) =>
+    c.reports[CASE.steps - 1].ops!
+      .filter((o) => o.kind === "comm" && o.name.startsWith("grads.allreduce."))
+      .reduce((a, o) => (o.bytes! > a.bytes! ? o : a))
+  );
+  const ms = Math.min(...largest.map((o) => o.endMs - o.startMs));
+  return { ms, atRateMs: (largest[0].bytes! / rate) * 1e3 };
+}
+
+/** The shape of a run's results: names, step counts, report keys and timed op names per rank. */
+function shape(perRank: CaseResult[][]) {
+  return perRank.map((cases) =>
+    cases.map((c) => ({
+      name: c.name,
+      steps: c.reports.length,
+      keys: c.reports.map((r) => Object.keys(r).sort()),
+      ops: c.reports.map((r) => r.ops?.map((o) => `${o.kind} ${o.name}`).sort()),
+    }))
+  );
+}
+
+/** Pids of the processes inside the namespaces. */
+async function pidsIn(namespaces: string[]): Promise<number[]> {
+  const pids = [];
+  for (const ns of namespaces) {
+    const out = await new Deno.Command("ip", { args: ["netns", "pids", ns] }).output();
+    pids.push(...new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(Number));
+  }
+  return pids;
+}
+
+Deno.test({
+  name: "shaped NATS ranks: all-to-alls at the tc rate, gradients unshaped, nothing left behind",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const ranks = await startShapedRanks({ net: 61 });
+    const prefix = ranks.namespaces[0].split("-")[0];
+    let pids: number[] = [];
+    try {
+      const shaped = only(
+        await ranks.run([CASE], {
+          link: { bandwidthBytesPerS: RATE, latencyS: 0 },
+          gradLink: null,
+        }),
+      );
+      const unshaped = only(await ranks.run([CASE], { gradLink: null }));
+      // Re-shaped at twice the rate, the dense gradients on the link too.
+      const faster = only(
+        await ranks.run([CASE], { link: { bandwidthBytesPerS: 2 * RATE, latencyS: 0 } }),
+      );
+      pids = await pidsIn(ranks.namespaces);
+
+      const s = a2a(shaped, RATE), u = a2a(unshaped, RATE), f = a2a(faster, 2 * RATE);
+      const gs = grads(shaped, RATE), gf = grads(faster, 2 * RATE);
+      console.log(
+        `all-to-alls: shaped ${s.ms.toFixed(1)} ms (rate says ${s.expectMs.toFixed(1)}), ` +
+          `unshaped ${u.ms.toFixed(1)} ms, re-shaped x2 ${f.ms.toFixed(1)} ms (rate says ` +
+          `${f.expectMs.toFixed(1)}); gradients: own group ${gs.ms.toFixed(1)} ms (${
+            gs.atRateMs.toFixed(0)
+          } ` +
+          `at the rate), on the link ${gf.ms.toFixed(1)} ms (rate says ` +
+          `${gf.atRateMs.toFixed(0)})`,
+      );
+      // On the link: its wire time plus at most NATS's own (unshaped) transfer time and some noise.
+      const near = (x: { ms: number; expectMs: number }) =>
+        x.ms > 0.85 * x.expectMs && x.ms < 1.3 * x.expectMs + 2 * u.ms;
+      ok(near(s), "shaped all-to-alls off the rate");
+      ok(u.ms < 0.5 * s.ms, "the shaped run is not slower than the unshaped one");
+      ok(near(f), "re-shaped all-to-alls off the rate");
+      ok(gs.ms < 0.25 * gs.atRateMs, "the dense-gradient group is shaped");
+      ok(gf.ms > 0.8 * gf.atRateMs, "gradients on the link are not shaped");
+
+      // The same case on rank Workers with the link model: results of the same shape.
+      const model = await runOnRanks([CASE], {
+        link: { bandwidthBytesPerS: RATE, latencyS: 0 },
+        gradLink: null,
+      });
+      deepEqual(shape(model), shape(shaped.map((r) => [r])));
+    } finally {
+      await ranks.close();
+    }
+    equal(pids.length, 2, "only the two nats-servers run between runs");
+    const list = await new Deno.Command("ip", { args: ["netns", "list"] }).output();
+    const left = new TextDecoder().decode(list.stdout).split("\n").filter((l) =>
+      l.startsWith(prefix)
+    );
+    deepEqual(left, [], "namespaces left behind");
+    for (const pid of pids) {
+      const alive = await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+      ok(!alive, `process ${pid} left behind`);
+    }
+  },
+});
