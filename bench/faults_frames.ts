@@ -14,6 +14,8 @@ import { encode } from "../actors/codec.ts";
 import { jobId, natsCredentials } from "../actors/mod.ts";
 import { connectNats, type NatsCredentials } from "../actors/bus_nats.ts";
 import { subjectOf } from "../collectives/nats.ts";
+import { FRAME_HEADER } from "../collectives/frame.ts";
+import { headers, type MsgHdrs } from "@nats-io/transport-node";
 
 /** Where a fuzz run publishes. */
 export interface FuzzTarget {
@@ -83,19 +85,25 @@ function chunkHeader(index: number, count: number): Uint8Array {
   return f;
 }
 
+/** A data-plane message: NATS headers (if any) and a body. */
+export interface DataMessage {
+  headers?: MsgHdrs;
+  data: Uint8Array;
+}
+
 /** A data-plane frame (collectives/frame.ts framing) that must be dropped; `i` picks the kind. */
-export function dataFrame(i: number, jobId: string, groupId: string, size: number): Uint8Array {
+export function dataFrame(i: number, jobId: string, groupId: string, size: number): DataMessage {
   const kinds = [
-    () => BYTE(i % 4), // shorter than the length prefix
-    () => withHeader(BYTE(8), 0xffffffff), // header length far past the frame
-    () => withHeader(Uint8Array.of(0xc1, 0xc1), 2), // header not msgpack
-    () => withHeader(encode("a string, not a header")), // wrong type
-    () => withHeader(encode({ k: 0, j: jobId, g: groupId, s: "0", t: "x" })), // wrong field types
-    () => withHeader(encode({ k: 9, j: jobId, g: groupId, s: 0 })), // unknown kind
-    () => withHeader(encode(data(jobId, groupId, 0, { n: 6 }))), // size not a multiple of 4
-    () => withHeader(encode(data(`other${jobId}`, groupId, 0, { n: 2 ** 40 }))), // other job, huge
-    () => withHeader(encode(data(jobId, `other-${groupId}`, 0, { n: 2 ** 40 }))), // other group
-    () => withHeader(encode(data(jobId, groupId, size + (i % 7), { n: 2 ** 40 }))), // no such rank
+    () => ({ data: BYTE(i % 40) }), // no NATS headers: no frame header
+    () => ({ headers: headerOf("Other-Header", "x"), data: BYTE(16) }), // other headers only
+    () => withHeader(`{"k":0,"j":${BYTE(6).join(",")}`), // header not JSON
+    () => withHeader(JSON.stringify("a string, not a header")), // wrong type
+    () => withHeader(JSON.stringify({ k: 0, j: jobId, g: groupId, s: "0", t: "x" })), // field types
+    () => withHeader(JSON.stringify({ k: 9, j: jobId, g: groupId, s: 0 })), // unknown kind
+    () => withHeader(JSON.stringify(data(jobId, groupId, 0, { n: 6 }))), // size not a multiple of 4
+    () => withHeader(JSON.stringify(data(`other${jobId}`, groupId, 0, { n: 2 ** 40 }))), // other job
+    () => withHeader(JSON.stringify(data(jobId, `other-${groupId}`, 0, { n: 2 ** 40 }))), // group
+    () => withHeader(JSON.stringify(data(jobId, groupId, size + (i % 7), { n: 2 ** 40 }))), // rank
   ];
   return kinds[i % kinds.length]();
 }
@@ -104,12 +112,15 @@ function data(j: string, g: string, s: number, o: { n: number }) {
   return { k: 0, j, g, s, t: "fuzz", d: 0, n: o.n, o: 0, r: 0 };
 }
 
-/** `header` behind a 4-byte big-endian length prefix claiming `len` bytes, plus a little payload. */
-function withHeader(header: Uint8Array, len = header.length): Uint8Array {
-  const out = new Uint8Array(4 + header.length + 16);
-  new DataView(out.buffer).setUint32(0, len);
-  out.set(header, 4);
-  return out;
+function headerOf(key: string, value: string): MsgHdrs {
+  const h = headers();
+  h.set(key, value);
+  return h;
+}
+
+/** `text` as the frame header, plus a little payload. */
+function withHeader(text: string): DataMessage {
+  return { headers: headerOf(FRAME_HEADER, text), data: BYTE(16) };
 }
 
 /**
@@ -135,7 +146,8 @@ export async function publishFuzz(
         nc.publish(`scmoe.${jobId}.${actors[i % actors.length]}`, controlFrame(i, jobId));
         counts.actors++;
       } else if (r < 19) {
-        nc.publish(subjectOf(jobId, groupId, i % size), dataFrame(i, jobId, groupId, size));
+        const m = dataFrame(i, jobId, groupId, size);
+        nc.publish(subjectOf(jobId, groupId, i % size), m.data, { headers: m.headers });
         counts.data++;
       } else {
         nc.publish(`scmoe.other${jobId}.driver`, controlFrame(i, jobId));

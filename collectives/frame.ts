@@ -1,12 +1,13 @@
 /**
- * Frames of the `nats` transport: a 4-byte big-endian header length, a
- * msgpack header, then raw array bytes (one chunk of a message). Decoding
- * never throws: anything malformed comes back as `null`.
+ * Frames of the `nats` transport: one NATS message each, whose body is raw
+ * array bytes (one chunk of a message, or nothing) and whose NATS header
+ * {@linkcode FRAME_HEADER} holds the frame header as JSON. Decoding never
+ * throws: anything malformed comes back as `null`.
  *
  * @module
  */
 
-import { pack, unpack } from "msgpackr";
+import { headers, type Msg, type MsgHdrs } from "@nats-io/transport-node";
 
 /** Element types on the wire. */
 export const DTYPES = { f32: 0, i32: 1 } as const;
@@ -52,28 +53,37 @@ export interface HelloHeader {
 /** Any frame header. */
 export type Header = DataHeader | AckHeader | HelloHeader;
 
+/** The NATS message header that carries a frame's header. */
+export const FRAME_HEADER = "Scmoe-Frame";
+
+/** A received frame: its header and its chunk of payload. */
+export interface Frame {
+  header: Header;
+  payload: Uint8Array;
+}
+
 /**
- * Builds one frame from a header and a chunk of payload.
+ * The NATS headers of a frame: `header` as JSON (which escapes every control
+ * character, so it fits on one header line). The payload travels as the
+ * message body, untouched: nothing is concatenated on the sending side.
  *
  * @example
  * ```ts
- * import { decodeFrame, encodeFrame } from "./frame.ts";
- * const f = encodeFrame({ k: 1, j: "job", g: "g", s: 0, a: 10 });
- * decodeFrame(f)?.header.k; // 1
+ * import { decodeFrame, frameHeaders } from "./frame.ts";
+ * const headers = frameHeaders({ k: 1, j: "job", g: "g", s: 0, a: 10 });
+ * decodeFrame({ headers, data: new Uint8Array(0) })?.header.k; // 1
  * ```
  */
-export function encodeFrame(header: Header, payload?: Uint8Array): Uint8Array {
-  const h = pack(header);
-  const out = new Uint8Array(4 + h.length + (payload?.length ?? 0));
-  new DataView(out.buffer).setUint32(0, h.length);
-  out.set(h, 4);
-  if (payload) out.set(payload, 4 + h.length);
-  return out;
+export function frameHeaders(header: Header): MsgHdrs {
+  const h = headers();
+  h.set(FRAME_HEADER, JSON.stringify(header));
+  return h;
 }
 
-/** The header length `encodeFrame` produces for `header`, without building the frame. */
+/** Bytes the NATS headers of `header` take in a message (they count against max_payload). */
 export function headerBytes(header: Header): number {
-  return 4 + pack(header).length;
+  const line = `${FRAME_HEADER}: ${JSON.stringify(header)}`;
+  return new TextEncoder().encode(`NATS/1.0\r\n${line}\r\n\r\n`).length;
 }
 
 const isInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
@@ -89,16 +99,15 @@ function valid(h: any): h is Header {
   return h.k === 2 && typeof h.y === "boolean";
 }
 
-/** Splits a frame into header and payload; `null` when malformed. */
-export function decodeFrame(frame: Uint8Array): { header: Header; payload: Uint8Array } | null {
-  if (frame.length < 4) return null;
-  const len = new DataView(frame.buffer, frame.byteOffset, frame.length).getUint32(0);
-  if (4 + len > frame.length) return null;
+/** The frame of a received NATS message; `null` when malformed. Never throws. */
+export function decodeFrame(msg: Pick<Msg, "headers" | "data">): Frame | null {
   let header: unknown;
   try {
-    header = unpack(frame.subarray(4, 4 + len));
+    const text = msg.headers?.get(FRAME_HEADER);
+    if (!text) return null;
+    header = JSON.parse(text);
   } catch {
     return null;
   }
-  return valid(header) ? { header, payload: frame.subarray(4 + len) } : null;
+  return valid(header) ? { header, payload: msg.data } : null;
 }

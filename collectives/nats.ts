@@ -9,13 +9,13 @@
  * @module
  */
 
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "./nats_connect.ts";
 import {
   type DataHeader,
   decodeFrame,
   DTYPES,
-  encodeFrame,
+  frameHeaders,
   type Header,
   headerBytes,
 } from "./frame.ts";
@@ -110,6 +110,7 @@ class Peer {
 export class NatsTransport extends BaseTransport {
   #nc: NatsConnection;
   #spec: NatsGroupSpec;
+  #subjects: string[];
   #chunkBytes: number;
   #window: number;
   #peers: Peer[];
@@ -121,6 +122,10 @@ export class NatsTransport extends BaseTransport {
     super(spec.rank, spec.size, { link: spec.link, jitterMs: spec.jitterMs });
     this.#nc = nc;
     this.#spec = spec;
+    this.#subjects = Array.from(
+      { length: spec.size },
+      (_, r) => subjectOf(spec.jobId, spec.groupId, r),
+    );
     const maxPayload = Math.min(spec.maxPayload ?? Infinity, nc.info?.max_payload ?? 1 << 20);
     const probe: DataHeader = {
       k: 0,
@@ -150,7 +155,7 @@ export class NatsTransport extends BaseTransport {
     const nc = await connectNats(spec, `scmoe-${spec.jobId}-${spec.groupId}-${spec.rank}`);
     const t = new NatsTransport(nc, spec);
     nc.subscribe(subjectOf(spec.jobId, spec.groupId, spec.rank), {
-      callback: (err, msg) => err ? undefined : t.#onFrame(msg.data),
+      callback: (err, msg) => err ? undefined : t.#onFrame(msg),
     });
     await nc.flush();
     t.#startRendezvous();
@@ -216,11 +221,9 @@ export class NatsTransport extends BaseTransport {
     await this.#nc.close();
   }
 
+  /** Publishes one frame: the payload goes as it is, the header in the NATS headers. */
   #publish(dst: number, h: Header, payload?: Uint8Array): void {
-    this.#nc.publish(
-      subjectOf(this.#spec.jobId, this.#spec.groupId, dst),
-      encodeFrame(h, payload),
-    );
+    this.#nc.publish(this.#subjects[dst], payload, { headers: frameHeaders(h) });
   }
 
   #sayHello(): void {
@@ -239,8 +242,8 @@ export class NatsTransport extends BaseTransport {
     if (!pending) clearInterval(this.#hello);
   }
 
-  #onFrame(frame: Uint8Array): void {
-    const f = decodeFrame(frame);
+  #onFrame(msg: Msg): void {
+    const f = decodeFrame(msg);
     const h = f?.header;
     if (
       !f || !h || h.j !== this.#spec.jobId || h.g !== this.#spec.groupId ||
@@ -252,7 +255,12 @@ export class NatsTransport extends BaseTransport {
     if (h.k === 2) {
       peer.up = true;
       if (h.y) peer.acked = true;
-      else this.#publish(h.s, { k: 2, j: h.j, g: h.g, s: this.rank, y: true });
+      else {
+        // A hello starts the peer's rendezvous: it (re)connected and keeps no
+        // count of our bytes, so frames lost in its outage stop holding credit.
+        peer.inflight = 0;
+        this.#publish(h.s, { k: 2, j: h.j, g: h.g, s: this.rank, y: true });
+      }
       peer.notify();
     } else if (h.k === 1) {
       peer.inflight = Math.max(0, peer.inflight - h.a);
@@ -274,8 +282,10 @@ export class NatsTransport extends BaseTransport {
     }
     p.buf.set(payload, h.o);
     p.got += payload.length;
+    // Acks go every quarter window, not at each message's end: a sender
+    // blocks only with over three quarters in flight, so one always comes.
     this.#unacked[src] += payload.length;
-    if (this.#unacked[src] >= this.#window / 4 || p.got === h.n) {
+    if (this.#unacked[src] >= this.#window / 4) {
       this.#publish(src, { k: 1, j: h.j, g: h.g, s: this.rank, a: this.#unacked[src] });
       this.#unacked[src] = 0;
     }

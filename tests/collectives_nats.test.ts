@@ -2,7 +2,7 @@ import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { createCommunicator } from "../collectives/comm.ts";
 import { CollectiveTimeoutError, PeerDiedError } from "../collectives/errors.ts";
-import { encodeFrame } from "../collectives/frame.ts";
+import { decodeFrame, frameHeaders, headerBytes } from "../collectives/frame.ts";
 import { Engine } from "../collectives/engine.ts";
 import { NatsTransport, subjectOf } from "../collectives/nats.ts";
 import type { NatsGroupSpec } from "../collectives/types.ts";
@@ -148,9 +148,11 @@ Deno.test("nats: frames of another job and malformed frames are dropped and coun
       o: 0,
       r: 0,
     } as const;
-    nc.publish(subject, encodeFrame(foreign, new Uint8Array(4)));
+    nc.publish(subject, new Uint8Array(4), { headers: frameHeaders(foreign) });
     nc.publish(subject, new Uint8Array([0, 0, 0, 9, 1, 2]));
-    nc.publish(subject, encodeFrame({ ...foreign, j: jobId, s: 7 }, new Uint8Array(4)));
+    nc.publish(subject, new Uint8Array(4), {
+      headers: frameHeaders({ ...foreign, j: jobId, s: 7 }),
+    });
     await nc.flush();
     await nc.close();
     const sums = await onAll(g, (c) => c.allreduce(Int32Array.of(c.rank + 1), "sum"));
@@ -175,4 +177,24 @@ Deno.test("nats: deadline and peer death", async () => {
     await rejects(pending, (e) => e instanceof PeerDiedError && e.message === "peer rank 1 died");
     deepEqual(await g[1].stats(), { droppedFrames: 0 });
   });
+});
+
+Deno.test("nats: a frame header's size is what nats.js puts on the wire; a message without one is not a frame", () => {
+  const data = {
+    k: 0,
+    j: "job-ü",
+    g: "g",
+    s: 1,
+    t: 'tag\n"quoted"',
+    d: 0,
+    n: 2 ** 40,
+    o: 0,
+    r: 1.5,
+  } as const;
+  for (const h of [data, { k: 1, j: "j", g: "g", s: 0, a: 7 } as const]) {
+    const wire = (frameHeaders(h) as unknown as { encode(): Uint8Array }).encode();
+    equal(headerBytes(h), wire.length);
+    deepEqual(decodeFrame({ headers: frameHeaders(h), data: new Uint8Array(8) })?.header, h);
+  }
+  equal(decodeFrame({ data: new Uint8Array(8) }), null);
 });
