@@ -99,6 +99,11 @@ export function unshapedShare(cal: Calibration): number {
   return cal.fixedMs / (cal.computeMs + cal.fixedMs);
 }
 
+/** Whether no link reaches `share`: the unshaped one already gives more, beyond the tolerance. */
+export function outOfReach(cal: Calibration, share: number): boolean {
+  return share < unshapedShare(cal) - SHARE_TOLERANCE;
+}
+
 /**
  * The link on which the block's communication is `share` of its serial time
  * `compute + comm`: communication must take `comm = share / (1 - share) *
@@ -292,12 +297,20 @@ async function measureWith(
    * Every variant's `kind` steps, interleaved, on the link that gives the
    * top-2 block `share`: measured, and measured again on a corrected link
    * while the run's own top-2 share misses by more than the tolerance (at
-   * most 3 runs; the closest is kept).
+   * most 3 runs; the closest is kept). A share below what the unshaped
+   * link already gives is out of reach: one run, on the fastest link.
    */
   const measureAt = async (scenario: string, kind: StepKind, share: number) => {
     let link = linkForShare(calibration[kind], share, latencyS);
+    const reachable = !outOfReach(calibration[kind], share);
+    if (!reachable) {
+      log(
+        `${scenario} (${kind}): share ${share} is out of reach, the unshaped link already gives ` +
+          `${unshapedShare(calibration[kind]).toFixed(3)}; one run`,
+      );
+    }
     let best: { link: LinkModel; got: number; results: CaseResult[][] } | undefined;
-    for (let round = 1; round <= 3; round++) {
+    for (let round = 1; round <= (reachable ? 3 : 1); round++) {
       const perRank = await run(SCENARIO_VARIANTS.map((v) => caseOf(v, kind)), {
         link,
         gradLink: null,

@@ -8,8 +8,10 @@ import { correctLink } from "../bench/overlap.ts";
 import {
   chooseShaping,
   linkForShare,
+  outOfReach,
   SCENARIO_VARIANTS,
   ShapingError,
+  unshapedShare,
 } from "../bench/scenarios.ts";
 
 /** Checks that every opened tag is closed in order (a small well-formedness check). */
@@ -107,4 +109,13 @@ Deno.test("shaping: tc as root unless the link model is forced; its failure is o
     "real shaping (tc, network namespaces, NATS) failed: ip netns add x: Permission denied; " +
       "--link-model skips it",
   );
+});
+
+Deno.test("calibration: a share below the unshaped link's is out of reach, by hand", () => {
+  // 75 ms compute, 25 ms unshaped transfer: communication is 25% of the block on any link.
+  const cal = { computeMs: 75, fixedMs: 25, bytes: 1e6, calls: 4 };
+  assertAlmost(unshapedShare(cal), 0.25, 1e-9);
+  ok(outOfReach(cal, 0.15)); // the paper's nvlink share
+  ok(!outOfReach(cal, 0.21)); // within the 0.05 tolerance
+  ok(!outOfReach(cal, 0.6));
 });
