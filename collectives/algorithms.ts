@@ -3,7 +3,7 @@
  * point-to-point view of one call. Reductions run as a ring reduce-scatter
  * then ring all-gather, pipelined in segments (bandwidth-optimal: each rank
  * sends `(n-1)/n` of the data per phase); all-to-all and all-gather send
- * straight to each peer; broadcast follows a binomial tree.
+ * straight to each peer; broadcast runs down a pipelined chain.
  *
  * @module
  */
@@ -204,8 +204,8 @@ export function allgather<T extends Elem>(p: Pipe, data: T): Promise<T[]> {
 }
 
 /** Smallest broadcast segment, in bytes, and the most segments a broadcast is cut into. */
-const CHAIN_SEGMENT_BYTES = 64 << 10;
-const CHAIN_MAX_SEGMENTS = 16;
+const CHAIN_SEGMENT_BYTES = 32 << 10;
+const CHAIN_MAX_SEGMENTS = 32;
 
 /**
  * Segments of a chain broadcast of `length` elements: a chain of n ranks
