@@ -26,6 +26,7 @@ import {
   unshapedShare,
 } from "./scenarios.ts";
 import { timelineSvg } from "./timeline_svg.ts";
+import { whyShort } from "./report_why.ts";
 
 /** Issue 6's targets for ScMoE Pos-2: `[train, infer, hidden]`. */
 const TARGETS: Record<string, [number, number, number]> = {
@@ -244,6 +245,7 @@ export async function runReportBench(args: string[]): Promise<void> {
           (got[i] >= target[i] ? "(met)" : `(short by ${fmt(target[i] - got[i])})`)
         ).join("; ") + ".",
         "",
+        ...whyShort(value, scenario, target.slice(0, 2)),
       );
     }
     md.push(

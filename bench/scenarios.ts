@@ -419,6 +419,12 @@ async function measureWith(
       push(c, "train_speedup_bound", top2Ms.train / med(name, "train", boundStepMs), "x");
       push(c, "infer_speedup_bound", top2Ms.infer / med(name, "infer", boundStepMs), "x");
       push(c, "allreduce_wait_ms", allreduceWaitMs(of(name, "train"), sizes.warmup), "ms");
+      for (const kind of kinds) {
+        const pre = kind === "train" ? "" : "infer_";
+        push(c, `${pre}block_compute_ms`, med(name, kind, (r) => r.computeMs), "ms");
+        push(c, `${pre}block_comm_ms`, moved(name, kind, (f) => f.commMs), "ms");
+        push(c, `${pre}exposed_ms`, moved(name, kind, (f) => f.exposedMs), "ms");
+      }
       for (const line of of(name, "train")[0].decisions) log(`${c} rank 0 ${line}`);
     }
     traced[scenario] = SCENARIO_VARIANTS.map(([name]) => ({

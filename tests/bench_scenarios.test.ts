@@ -4,6 +4,7 @@
  */
 import { deepEqual as assertEquals, ok } from "node:assert/strict";
 import { barChartSvg } from "../bench/bar_chart_svg.ts";
+import { whyShort } from "../bench/report_why.ts";
 import { correctLink } from "../bench/overlap.ts";
 import {
   chooseShaping,
@@ -118,4 +119,44 @@ Deno.test("calibration: a share below the unshaped link's is out of reach, by ha
   ok(outOfReach(cal, 0.15)); // the paper's nvlink share
   ok(!outOfReach(cal, 0.21)); // within the 0.05 tolerance
   ok(!outOfReach(cal, 0.6));
+});
+
+Deno.test("report: why Pos-2 falls short, from the figures, by hand", () => {
+  const rows: Record<string, number> = {
+    "s/scmoe-pos2 train_speedup": 1.2,
+    "s/scmoe-pos2 train_speedup_bound": 1.25,
+    "s/scmoe-pos2 train_step_ms": 100,
+    "s/top2 train_step_ms": 120,
+    "s/scmoe-pos2 block_compute_ms": 50,
+    "s/top2 block_compute_ms": 45,
+    "s/scmoe-pos2 block_comm_ms": 40,
+    "s/top2 block_comm_ms": 40,
+    "s/scmoe-pos2 exposed_ms": 10,
+    "s/top2 exposed_ms": 38,
+    "s/scmoe-pos2 allreduce_wait_ms": 5,
+    "s/top2 allreduce_wait_ms": 7,
+    "s/scmoe-pos2 infer_speedup": 2,
+  };
+  const value = (c: string, m: string) => rows[`${c} ${m}`] ?? NaN;
+  const lines = whyShort(value, "s", [1.43, 1.66]);
+  assertEquals(lines.length, 4); // a heading, a blank line, training only, a blank line
+  const train = lines[2];
+  ok(train.startsWith("- Training: Pos-2 1.2x vs 1.43x. Step 100 vs 120 ms"), train);
+  ok(train.includes("exposed 10 vs 38 ms"), train);
+  ok(train.includes("all-reduce wait 5 vs 7 ms"), train);
+  // The rest: 100 - 50 - 10 - 5 = 35 ms; 120 - 45 - 38 - 7 = 30 ms.
+  ok(
+    train.includes(
+      "the rest of the step (dense block, embedding, head, backward bookkeeping) 35 vs 30 ms",
+    ),
+    train,
+  );
+  ok(train.includes("would reach only 1.25x"), train);
+  rows["s/scmoe-pos2 train_speedup_bound"] = 1.5;
+  ok(
+    whyShort(value, "s", [1.43, 1.66])[2].includes(
+      "10 ms of exposed communication and block compute 5 ms longer",
+    ),
+  );
+  assertEquals(whyShort(value, "s", [1.1, 1.66]), []);
 });

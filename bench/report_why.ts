@@ -1,0 +1,68 @@
+/**
+ * The report's account of why ScMoE Pos-2 falls short of a speed-up target
+ * in a scenario, from the traced steps' figures (`deno task bench
+ * scenarios` rows): where its step's time goes beside top-2's, and whether
+ * even its bound (the MoE block at max(compute, communication)) reaches the
+ * target.
+ *
+ * @module
+ */
+import { formatNumber } from "./output.ts";
+
+/** A scenario row's value by case and metric (NaN when missing). */
+export type RowValue = (c: string, metric: string) => number;
+
+const fmt = (v: number) => (Number.isFinite(v) ? formatNumber(v) : "–");
+
+/**
+ * Markdown lines saying, for each kind of step whose Pos-2 speed-up misses
+ * `targets` (`[train, infer]`), where the time goes; none when both are met.
+ *
+ * @example
+ * ```ts
+ * import { whyShort } from "./report_why.ts";
+ * const rows: Record<string, number> = { "pcie/scmoe-pos2 train_speedup": 2 };
+ * whyShort((c, m) => rows[`${c} ${m}`] ?? NaN, "pcie", [1.43, NaN]); // []
+ * ```
+ */
+export function whyShort(value: RowValue, scenario: string, targets: number[]): string[] {
+  const pos2 = `${scenario}/scmoe-pos2`, top2 = `${scenario}/top2`;
+  const lines: string[] = [];
+  for (const [i, kind] of (["train", "infer"] as const).entries()) {
+    const pre = kind === "train" ? "" : "infer_";
+    const speedup = value(pos2, `${kind}_speedup`);
+    if (!(speedup < targets[i])) continue;
+    const both = (metric: string) => [value(pos2, metric), value(top2, metric)];
+    const [step, step2] = both(`${kind}_step_ms`);
+    const [compute, compute2] = both(`${pre}block_compute_ms`);
+    const [comm, comm2] = both(`${pre}block_comm_ms`);
+    const [exposed, exposed2] = both(`${pre}exposed_ms`);
+    const [wait, wait2] = kind === "train" ? both("allreduce_wait_ms") : [0, 0];
+    const rest = step - compute - exposed - wait, rest2 = step2 - compute2 - exposed2 - wait2;
+    const bound = value(pos2, `${kind}_speedup_bound`);
+    const pair = (a: number, b: number) => `${fmt(a)} vs ${fmt(b)} ms`;
+    const parts = [
+      `MoE block compute ${pair(compute, compute2)}`,
+      `its communication ${pair(comm, comm2)}, of which exposed ${pair(exposed, exposed2)}`,
+      ...(kind === "train" ? [`dense-gradient all-reduce wait ${pair(wait, wait2)}`] : []),
+      `the rest of the step (dense block, embedding, head${
+        kind === "train" ? ", backward bookkeeping" : ""
+      }) ${pair(rest, rest2)}`,
+    ];
+    const verdict = bound < targets[i]
+      ? `Even with its MoE block at max(compute, communication) Pos-2 would reach only ` +
+        `${fmt(bound)}x, so hiding more communication cannot close the gap here: the step's ` +
+        `compute (the block's and the rest) sets it.`
+      : `Its bound (the MoE block at max(compute, communication)) is ${fmt(bound)}x, so the ` +
+        `shortfall is in the measured step: ${fmt(exposed)} ms of exposed communication and ` +
+        `block compute ${fmt(compute - compute2)} ms longer than top-2's.`;
+    lines.push(
+      `- ${kind === "train" ? "Training" : "Inference"}: Pos-2 ${fmt(speedup)}x vs ` +
+        `${targets[i]}x. Step ${pair(step, step2)} (Pos-2 vs top-2, medians): ` +
+        parts.join("; ") + `. ${verdict}`,
+    );
+  }
+  return lines.length === 0
+    ? []
+    : ["Why Pos-2 falls short here, from the traced steps:", "", ...lines, ""];
+}
