@@ -1,7 +1,9 @@
 /**
  * `deno task train [flags]`: expert-parallel training of one model variant on
  * N rank actors, with a progress bar, `DIR/metrics.jsonl` (one line per
- * step), periodic and final validation, checkpoints, and `--resume`. With no
+ * step, with the MoE blocks' overlap figures), a Chrome trace of the steps
+ * of `--trace-steps`, periodic and final validation, checkpoints, and
+ * `--resume`. With no
  * flags it is the project's main job: ScMoE Pos-2 (CG-1) on 2 local ranks,
  * tiny preset. `deno task train --help` lists the flags.
  *
@@ -18,6 +20,9 @@ import {
   UsageError,
 } from "../models/config_flags.ts";
 import { formatDuration, formatRate, MetricsWriter, ProgressBar } from "../models/progress.ts";
+import { overlapFields, type OverlapSummary, overlapSummary } from "../models/overlap_metrics.ts";
+import type { TimedOp } from "../models/overlap_report.ts";
+import { chromeTrace } from "../models/trace.ts";
 import { BusOutageError, RankGroup } from "./ranks.ts";
 
 /** Global validation batches in each evaluation (in corpus order, the same every time). */
@@ -45,6 +50,10 @@ export interface TrainSummary {
   recoveries: Recovery[];
   /** Steps (1-based) skipped for a NaN or infinite loss or gradient. */
   skippedSteps: number[];
+  /** Medians of the steps' MoE overlap (after the first step); null without MoE communication. */
+  overlap: OverlapSummary | null;
+  /** The Chrome trace of `--trace-steps`, when asked for. */
+  trace: string | null;
 }
 
 /** One recovery: the lost ranks restarted, the group re-formed, the last checkpoint reloaded. */
@@ -186,6 +195,9 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
     };
 
     const stepMs: number[] = [];
+    /** Each traced step's timed ops, by rank; and every step's record, for the overlap summary. */
+    const traced = new Map<number, TimedOp[][]>();
+    const overlapRecords: Record<string, unknown>[] = [];
     const recoveries: Recovery[] = [];
     const skippedSteps: number[] = [];
     let badInARow = 0;
@@ -194,13 +206,14 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       const done = step + 1;
       try {
         const s0 = performance.now();
-        const ranks = await group.all((r) => r.trainStep(step));
+        const trace = flags.traceSteps.includes(done);
+        const ranks = await group.all((r) => r.trainStep(step, { trace }));
         const ms = performance.now() - s0;
         const stepTokens = ranks.reduce((n, m) => n + m.tokens, 0);
         stepMs.push(ms);
         tokens += stepTokens;
         const m = ranks[0];
-        const record: Record<string, number> = {
+        const record: Record<string, number> & Record<string, unknown> = {
           step: done,
           loss: m.loss,
           lm_loss: m.lmLoss,
@@ -210,7 +223,10 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
           lr: m.lr,
           grad_norm: m.gradNorm,
           step_ms: ms,
+          ...overlapFields(ranks.map((r) => r.overlap)),
         };
+        if (trace) traced.set(done, ranks.map((r) => r.overlap?.ops ?? []));
+        overlapRecords.push(record);
         if (m.skipped) {
           record.skipped = 1;
           skippedSteps.push(done);
@@ -261,6 +277,11 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
     bar?.done();
     const valLoss = await validate();
     const checkpoint = await save(flags.steps);
+    const trace = traced.size > 0 ? `${flags.out}/trace.json` : null;
+    if (trace) {
+      const runs = [...traced].map(([step, ranks]) => ({ name: `step ${step}`, ranks }));
+      await Deno.writeTextFile(trace, JSON.stringify(chromeTrace(runs)));
+    }
     return {
       out: flags.out,
       steps: flags.steps,
@@ -272,6 +293,8 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       tokensPerS: tokens / (stepMs.reduce((a, b) => a + b, 0) / 1000),
       recoveries,
       skippedSteps,
+      overlap: overlapSummary(overlapRecords),
+      trace,
     };
   } finally {
     metrics.close();
@@ -399,9 +422,16 @@ export async function main(args: string[]): Promise<number> {
         `after ${summary.steps} steps (${formatDuration(summary.wallS)}, ` +
         `${summary.stepMs.toFixed(0)} ms/step, ${formatRate(summary.tokensPerS)} tok/s)`,
     );
+    if (summary.overlap) {
+      console.log(
+        `MoE communication hidden ${summary.overlap.hiddenFraction.toFixed(2)}, ` +
+          `eta ${summary.overlap.eta.toFixed(2)} (medians over steps)`,
+      );
+    }
     console.log(
       `outputs: ${summary.out}/metrics.jsonl` +
-        (summary.checkpoint ? `, checkpoint ${summary.checkpoint}` : ""),
+        (summary.checkpoint ? `, checkpoint ${summary.checkpoint}` : "") +
+        (summary.trace ? `, trace ${summary.trace}` : ""),
     );
   }
   return 0;

@@ -142,6 +142,8 @@ export interface TrainFlags extends SizePreset {
   collectiveTimeoutS: number;
   /** Non-finite (NaN or infinite) steps in a row that stop the run (`--max-bad-steps`, default 5). */
   maxBadSteps: number;
+  /** 1-based steps whose timed ops go to `out/trace.json` (`--trace-steps 2,5`, default none). */
+  traceSteps: number[];
   /** Continue from the latest valid checkpoint in `out` (`--resume`). */
   resume: boolean;
   /** Print the final result as JSON (`--json`). */
@@ -173,6 +175,8 @@ const FLAG_HELP = {
   "collective-timeout":
     "seconds a collective may wait for its peers, a positive number (default 120)",
   "max-bad-steps": "NaN/Inf steps in a row that stop the run, a positive integer (default 5)",
+  "trace-steps":
+    "steps traced into DIR/trace.json (Chrome trace, opens in Perfetto), e.g. 3,5 (default none)",
   experts: "experts per MoE layer, a positive integer (default from --size)",
   "capacity-factor": `expert capacity factor, a positive number (default ${DEFAULT_CF})`,
   json: "print the final result as JSON",
@@ -248,6 +252,7 @@ export function parseTrainFlags(args: string[], now: Date = new Date()): TrainFl
     maxRestarts: integer(one("max-restarts"), "max-restarts", 2, 0),
     collectiveTimeoutS: positive(one("collective-timeout"), "collective-timeout", 120),
     maxBadSteps: integer(one("max-bad-steps"), "max-bad-steps", 5, 1),
+    traceSteps: stepList(one("trace-steps"), "trace-steps"),
     resume: values.resume !== undefined,
     json: values.json !== undefined,
     help: values.help !== undefined,
@@ -265,6 +270,10 @@ export function parseTrainFlags(args: string[], now: Date = new Date()): TrainFl
     throw new UsageError(
       `--experts ${flags.experts} must be a multiple of --ranks ${flags.ranks} (each rank holds experts/ranks)`,
     );
+  }
+  const late = flags.traceSteps.find((s) => s > flags.steps);
+  if (late !== undefined) {
+    throw new UsageError(`--trace-steps ${late} is past --steps ${flags.steps}`);
   }
   if (flags.variant !== "dense" && flags.experts < 2) {
     throw new UsageError(
@@ -294,6 +303,20 @@ function integer(text: string | undefined, flag: Flag, fallback: number, min: nu
     throw new UsageError(`--${flag} must be ${kind} (got ${JSON.stringify(text)})`);
   }
   return n;
+}
+
+/** Comma-separated positive integers (1-based steps), none when absent; in order, once each. */
+function stepList(text: string | undefined, flag: Flag): number[] {
+  if (text === undefined) return [];
+  const steps = text.split(",").map((s) => s.trim());
+  if (!steps.every((s) => /^[1-9][0-9]*$/.test(s))) {
+    throw new UsageError(
+      `--${flag} must be steps as positive integers separated by commas (got ${
+        JSON.stringify(text)
+      })`,
+    );
+  }
+  return [...new Set(steps.map(Number))].sort((a, b) => a - b);
 }
 
 function positive(text: string | undefined, flag: Flag, fallback: number): number {

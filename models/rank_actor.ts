@@ -30,6 +30,7 @@ import { expertIndex, type HostTensor } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { brownData, type WindowSampler } from "./data.ts";
 import { createModel, disposeModel, evaluate, forward, type Model, trainStep } from "./model.ts";
+import { type StepOverlap, stepOverlap } from "./overlap_metrics.ts";
 import { AdamW, clipScale, localGradSquares, warmupCosine } from "./optimizer.ts";
 
 /** Everything a rank needs to build itself; plain data. */
@@ -96,6 +97,8 @@ export interface StepMetrics {
    * step was skipped on every rank (no update, optimizer state untouched).
    */
   skipped: boolean;
+  /** This rank's MoE-block overlap (expert-parallel runs); its timed ops when traced. */
+  overlap?: StepOverlap;
 }
 
 /** A rank's tensors for a checkpoint: host arrays by role name, experts by global index. */
@@ -185,8 +188,9 @@ export class RankActor {
    * clipping across ranks, AdamW update. When the loss or a gradient is NaN
    * or infinite on any rank, every rank skips the update (the decision is
    * summed over the group, so all ranks agree) and reports `skipped`.
+   * With `trace`, its overlap keeps every timed op of the step.
    */
-  async trainStep(step: number): Promise<StepMetrics> {
+  async trainStep(step: number, opts: { trace?: boolean } = {}): Promise<StepMetrics> {
     const model = this.#ready();
     const t0 = performance.now();
     const batch = this.#train!.batch(step, this.#shard());
@@ -194,6 +198,7 @@ export class RankActor {
       comm: this.#comm,
       step,
       groups: this.#cfg.groups,
+      trace: opts.trace,
     });
     try {
       if (this.#cfg.rank === 0 && this.#cfg.nanGradSteps?.includes(step)) poison(result.grads);
@@ -216,6 +221,7 @@ export class RankActor {
         tokens: batch.rows * (batch.cols - 1),
         computeMs: performance.now() - t0,
         skipped,
+        ...(result.overlap ? { overlap: stepOverlap(result.overlap, opts.trace ?? false) } : {}),
       };
     } finally {
       tf.dispose([...result.grads.values()]);

@@ -28,6 +28,7 @@ Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
     maxRestarts: 2,
     collectiveTimeoutS: 120,
     maxBadSteps: 5,
+    traceSteps: [],
     resume: false,
     json: false,
     help: false,
@@ -72,6 +73,8 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     "0",
     "--collective-timeout=2.5",
     "--max-bad-steps=9",
+    "--trace-steps",
+    "7,2,2",
     "--json",
   ]);
   assert.deepEqual(f, {
@@ -93,6 +96,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     maxRestarts: 0,
     collectiveTimeoutS: 2.5,
     maxBadSteps: 9,
+    traceSteps: [2, 7],
     resume: true,
     evalEvery: 0,
     experts: 8,
@@ -150,6 +154,14 @@ Deno.test("numbers: integers, ranges and positive reals", () => {
   rejects(["--lr", "fast"], '--lr must be a positive number (got "fast")');
   rejects(["--lr", "Infinity"], '--lr must be a positive number (got "Infinity")');
   rejects(["--capacity-factor", " "], '--capacity-factor must be a positive number (got " ")');
+  for (const bad of ["0", "2,x", "1.5", "3,", ""]) {
+    rejects(
+      ["--trace-steps", bad],
+      `--trace-steps must be steps as positive integers separated by commas (got ${
+        JSON.stringify(bad)
+      })`,
+    );
+  }
 });
 
 Deno.test("flags that do not fit together", () => {
@@ -174,6 +186,7 @@ Deno.test("flags that do not fit together", () => {
     "--experts must be at least 2 for --variant top1 (got 1)",
   );
   rejects(["--out", ""], "--out must name a directory");
+  rejects(["--steps", "4", "--trace-steps", "2,5"], "--trace-steps 5 is past --steps 4");
   rejects(["--resume"], "--resume needs --out DIR, the run to continue");
   // dense has no experts to share out
   assert.equal(parseTrainFlags(["--variant", "dense", "--ranks", "8", "--batch", "16"]).ranks, 8);
@@ -182,7 +195,7 @@ Deno.test("flags that do not fit together", () => {
 Deno.test("parser errors become one-line usage errors", () => {
   const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, --size, --steps, " +
     "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --max-restarts, " +
-    "--collective-timeout, --max-bad-steps, --experts, --capacity-factor, " +
+    "--collective-timeout, --max-bad-steps, --trace-steps, --experts, --capacity-factor, " +
     "--json, --help";
   rejects(["--varient", "top1"], `unknown flag --varient (flags: ${all})`);
   rejects(["-v"], `unknown flag -v (flags: ${all})`);
@@ -202,7 +215,7 @@ Deno.test("parser errors become one-line usage errors", () => {
 Deno.test("usage lists every flag once", () => {
   const text = trainUsage();
   assert.ok(text.startsWith("usage: deno task train [flags]\n"));
-  assert.equal(text.split("\n").length, 24);
+  assert.equal(text.split("\n").length, 25);
   assert.match(
     text,
     /^ {2}--capacity-factor X {3}expert capacity factor, a positive number \(default 2\)$/m,

@@ -33,8 +33,10 @@ Deno.test("train: a small run writes metrics, checkpoints and the perplexity; --
   const tmp = await Deno.makeTempDir({ prefix: "train_cli_" });
   try {
     const a = `${tmp}/a`;
-    const run = await trainCli([...SMALL, "--ckpt-every", "2", "--out", a]);
+    const run = await trainCli([...SMALL, "--ckpt-every", "2", "--trace-steps", "3", "--out", a]);
     assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^MoE communication hidden -?\d\.\d\d, eta -?\d\.\d\d \(medians/m);
+    assert.match(run.stdout, new RegExp(`, trace ${a}/trace\\.json$`, "m"));
     assert.match(run.stdout, /^validation loss \d+\.\d{4}, perplexity \d+\.\d{2} after 4 steps/m);
     assert.match(
       run.stdout,
@@ -48,6 +50,35 @@ Deno.test("train: a small run writes metrics, checkpoints and the perplexity; --
       }
     }
     assert.ok(Number.isFinite(straight[1].val_loss) && straight[1].val_ppl > 1);
+    // Overlap figures of the MoE blocks (blocks 1 and 3 of the tiny preset), pooled and per block.
+    for (const m of straight) {
+      const o = m as unknown as Record<string, number> & { moe_blocks: Record<string, number>[] };
+      assert.ok(
+        o.comm_ms > 0 && o.exposed_ms >= 0 && o.exposed_ms <= o.comm_ms + 1e-9,
+        `${m.step}`,
+      );
+      assert.ok(Math.abs(o.hidden_fraction - (1 - o.exposed_ms / o.comm_ms)) < 1e-9);
+      assert.deepEqual(o.moe_blocks.map((b) => b.block), [1, 3]);
+      const sum = (k: string) => o.moe_blocks.reduce((s, b) => s + b[k], 0);
+      for (const k of ["compute_ms", "comm_ms", "exposed_ms"]) {
+        assert.ok(Math.abs(sum(k) - o[k]) < 1e-6, `step ${m.step} ${k}: blocks sum to the total`);
+      }
+    }
+    // The trace of step 3: a compute and a communication track for each rank, ops named.
+    const trace = JSON.parse(await Deno.readTextFile(`${a}/trace.json`)).traceEvents as {
+      ph: string;
+      name: string;
+      args?: { name?: string };
+    }[];
+    const names = trace.filter((e) => e.ph === "M" && e.name === "process_name")
+      .map((e) => e.args?.name);
+    assert.deepEqual(names, ["step 3 rank 0", "step 3 rank 1"]);
+    const tracks = trace.filter((e) => e.ph === "M" && e.name === "thread_name").map((e) =>
+      e.args?.name
+    );
+    assert.ok(tracks.filter((t) => t === "compute").length === 2, JSON.stringify(tracks));
+    assert.ok(tracks.filter((t) => t === "communication").length === 2, JSON.stringify(tracks));
+    assert.ok(trace.some((e) => e.ph === "X" && e.name.includes("moe.gate.dispatch")));
     assert.ok(straight[3].loss < straight[0].loss, "the loss falls");
     assert.equal((await Deno.readTextFile(`${a}/latest`)).trim(), "ckpt-000004");
     assert.ok(await exists(`${a}/ckpt-000002/model.safetensors`));
