@@ -39,6 +39,11 @@ export function printRows(rows: BenchRow[], json: boolean): void {
   for (const c of cells) console.log(line(c));
 }
 
+/** A figure of a report: {@linkcode formatNumber}, or "–" when it is missing (not finite). */
+export function formatFigure(v: number): string {
+  return Number.isFinite(v) ? formatNumber(v) : "–";
+}
+
 /** A number with about four significant digits. */
 export function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from "node:util";
 import { barChartSvg } from "./bar_chart_svg.ts";
-import { type BenchRow, formatNumber } from "./output.ts";
+import { type BenchRow, formatFigure } from "./output.ts";
 import {
   chooseShaping,
   exitOnShapingError,
@@ -115,7 +115,7 @@ export async function runReportBench(args: string[]): Promise<void> {
     const v = res.rows.find((r) => r.case === c && r.metric === metric)?.value;
     return typeof v === "number" ? v : NaN;
   };
-  const fmt = (v: number) => (Number.isFinite(v) ? formatNumber(v) : "–");
+
   const q = quick ? " --quick" : "";
   const lm = values["link-model"] ? " --link-model" : "";
   const md: string[] = [
@@ -144,11 +144,13 @@ export async function runReportBench(args: string[]): Promise<void> {
     shapingText(res.shaping) + " Calibration: one unshaped serial top-2 run per kind " +
     "of step (" + (["train", "infer"] as const).map((k) => {
       const c = res.calibration[k];
-      return `${k === "train" ? "training" : "inference"}: block compute ${fmt(c.computeMs)} ms, ` +
-        `unshaped transfer ${fmt(c.fixedMs)} ms, ${
-          fmt(c.bytes / 1e6)
+      return `${k === "train" ? "training" : "inference"}: block compute ${
+        formatFigure(c.computeMs)
+      } ms, ` +
+        `unshaped transfer ${formatFigure(c.fixedMs)} ms, ${
+          formatFigure(c.bytes / 1e6)
         } MB in ${c.calls} all-to-alls, so communication is at least ` +
-        `${fmt(unshapedShare(c))} of the block on any link`;
+        `${formatFigure(unshapedShare(c))} of the block on any link`;
     }).join("; ") + "); each scenario's bandwidth is set, separately for training and for " +
     "inference, so that communication is the scenario's share of the serial top-2 MoE block " +
     "(its all-to-alls only); the interleaved run of every variant is repeated on a corrected " +
@@ -179,7 +181,7 @@ export async function runReportBench(args: string[]): Promise<void> {
       : ` Out of reach in ${
         kinds.map((k) => k === "train" ? "training" : "inference").join(" and ")
       }: communication is at least ${
-        kinds.map((k) => fmt(unshapedShare(res.calibration[k]))).join(" and ")
+        kinds.map((k) => formatFigure(unshapedShare(res.calibration[k]))).join(" and ")
       } of the block on the unshaped link here, so the fastest link was measured once.`;
   };
   for (const [scenario, spec] of Object.entries(SCENARIOS)) {
@@ -190,11 +192,15 @@ export async function runReportBench(args: string[]): Promise<void> {
     md.push(
       `## ${scenario} (paper: ${spec.setting}, communication ~${spec.share * 100}%)`,
       "",
-      `Links ${fmt(value(`${scenario}/link`, "bandwidth"))} MB/s (training) and ` +
-        `${fmt(value(`${scenario}/link`, "infer_bandwidth"))} MB/s (inference); measured top-2 ` +
-        `communication share ${fmt(value(`${scenario}/top2`, "comm_share"))} in training and ` +
+      `Links ${formatFigure(value(`${scenario}/link`, "bandwidth"))} MB/s (training) and ` +
         `${
-          fmt(value(`${scenario}/top2`, "infer_comm_share"))
+          formatFigure(value(`${scenario}/link`, "infer_bandwidth"))
+        } MB/s (inference); measured top-2 ` +
+        `communication share ${
+          formatFigure(value(`${scenario}/top2`, "comm_share"))
+        } in training and ` +
+        `${
+          formatFigure(value(`${scenario}/top2`, "infer_comm_share"))
         } in inference (target ${spec.share}).${reach(spec.share)}`,
       "",
       ...table(
@@ -215,16 +221,16 @@ export async function runReportBench(args: string[]): Promise<void> {
           const c = `${scenario}/${v}`;
           return [
             v,
-            fmt(value(c, "train_step_ms")),
-            fmt(value(c, "infer_step_ms")),
-            fmt(value(c, "train_speedup")),
+            formatFigure(value(c, "train_step_ms")),
+            formatFigure(value(c, "infer_step_ms")),
+            formatFigure(value(c, "train_speedup")),
             paper(v, 0),
-            fmt(value(c, "train_speedup_bound")),
-            fmt(value(c, "infer_speedup")),
+            formatFigure(value(c, "train_speedup_bound")),
+            formatFigure(value(c, "infer_speedup")),
             paper(v, 1),
-            fmt(value(c, "infer_speedup_bound")),
-            fmt(value(c, "hidden_fraction")),
-            fmt(value(c, "infer_hidden_fraction")),
+            formatFigure(value(c, "infer_speedup_bound")),
+            formatFigure(value(c, "hidden_fraction")),
+            formatFigure(value(c, "infer_hidden_fraction")),
           ];
         }),
       ),
@@ -241,8 +247,8 @@ export async function runReportBench(args: string[]): Promise<void> {
       const names = ["training speed-up", "inference speed-up", "hidden fraction (train)"];
       md.push(
         "Targets for ScMoE Pos-2 (issue 6): " + names.map((n, i) =>
-          `${n} ${fmt(got[i])} vs ${target[i]} ` +
-          (got[i] >= target[i] ? "(met)" : `(short by ${fmt(target[i] - got[i])})`)
+          `${n} ${formatFigure(got[i])} vs ${target[i]} ` +
+          (got[i] >= target[i] ? "(met)" : `(short by ${formatFigure(target[i] - got[i])})`)
         ).join("; ") + ".",
         "",
         ...whyShort(value, scenario, target.slice(0, 2)),
@@ -258,10 +264,10 @@ export async function runReportBench(args: string[]): Promise<void> {
           const c = `${scenario}/${v}`;
           return [
             v,
-            fmt(value(c, "train_step_ms_allreduce_on_link")),
-            fmt(value(c, "train_speedup_allreduce_on_link")),
-            fmt(value(c, "allreduce_wait_ms_on_link")),
-            fmt(value(c, "allreduce_wait_ms")),
+            formatFigure(value(c, "train_step_ms_allreduce_on_link")),
+            formatFigure(value(c, "train_speedup_allreduce_on_link")),
+            formatFigure(value(c, "allreduce_wait_ms_on_link")),
+            formatFigure(value(c, "allreduce_wait_ms")),
           ];
         }),
       ),
@@ -300,7 +306,7 @@ export async function runReportBench(args: string[]): Promise<void> {
       const cases = [...new Set(rows.map((r) => r.case))];
       const cell = (c: string, m: string) => {
         const r = rows.find((x) => x.case === c && x.metric === m);
-        return r ? `${typeof r.value === "number" ? fmt(r.value) : r.value}` : "–";
+        return r ? `${typeof r.value === "number" ? formatFigure(r.value) : r.value}` : "–";
       };
       const ref = (c: string, m: string) =>
         rows.find((x) => x.case === c && x.metric === m)?.reference?.replace("paper ", "") ?? "–";

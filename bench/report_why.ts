@@ -7,12 +7,10 @@
  *
  * @module
  */
-import { formatNumber } from "./output.ts";
+import { formatFigure } from "./output.ts";
 
 /** A scenario row's value by case and metric (NaN when missing). */
 export type RowValue = (c: string, metric: string) => number;
-
-const fmt = (v: number) => (Number.isFinite(v) ? formatNumber(v) : "–");
 
 /**
  * Markdown lines saying, for each kind of step whose Pos-2 speed-up misses
@@ -40,7 +38,7 @@ export function whyShort(value: RowValue, scenario: string, targets: number[]): 
     const [wait, wait2] = kind === "train" ? both("allreduce_wait_ms") : [0, 0];
     const rest = step - compute - exposed - wait, rest2 = step2 - compute2 - exposed2 - wait2;
     const bound = value(pos2, `${kind}_speedup_bound`);
-    const pair = (a: number, b: number) => `${fmt(a)} vs ${fmt(b)} ms`;
+    const pair = (a: number, b: number) => `${formatFigure(a)} vs ${formatFigure(b)} ms`;
     const parts = [
       `MoE block compute ${pair(compute, compute2)}`,
       `its communication ${pair(comm, comm2)}, of which exposed ${pair(exposed, exposed2)}`,
@@ -51,13 +49,19 @@ export function whyShort(value: RowValue, scenario: string, targets: number[]): 
     ];
     const verdict = bound < targets[i]
       ? `Even with its MoE block at max(compute, communication) Pos-2 would reach only ` +
-        `${fmt(bound)}x, so hiding more communication cannot close the gap here: the step's ` +
+        `${
+          formatFigure(bound)
+        }x, so hiding more communication cannot close the gap here: the step's ` +
         `compute (the block's and the rest) sets it.`
-      : `Its bound (the MoE block at max(compute, communication)) is ${fmt(bound)}x, so the ` +
-        `shortfall is in the measured step: ${fmt(exposed)} ms of exposed communication and ` +
-        `block compute ${fmt(compute - compute2)} ms longer than top-2's.`;
+      : `Its bound (the MoE block at max(compute, communication)) is ${
+        formatFigure(bound)
+      }x, so the ` +
+        `shortfall is in the measured step: ${
+          formatFigure(exposed)
+        } ms of exposed communication and ` +
+        `block compute ${formatFigure(compute - compute2)} ms longer than top-2's.`;
     lines.push(
-      `- ${kind === "train" ? "Training" : "Inference"}: Pos-2 ${fmt(speedup)}x vs ` +
+      `- ${kind === "train" ? "Training" : "Inference"}: Pos-2 ${formatFigure(speedup)}x vs ` +
         `${targets[i]}x. Step ${pair(step, step2)} (Pos-2 vs top-2, medians): ` +
         parts.join("; ") + `. ${verdict}`,
     );

@@ -272,6 +272,9 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
         const r = await recover(done, reason);
         recoveries.push(r);
         step = r.resumedFrom;
+        // As in metrics.jsonl, the steps to be redone drop out of the summary.
+        const kept = overlapRecords.filter((m) => (m.step as number) <= step);
+        overlapRecords.splice(0, overlapRecords.length, ...kept);
       }
     }
     bar?.done();

@@ -15,6 +15,7 @@ import {
   sumFigures,
   type TimedOp,
 } from "./overlap_report.ts";
+import { median } from "./stats.ts";
 
 /** One rank's overlap in one training step, as it travels from a rank actor (plain data). */
 export interface StepOverlap {
@@ -82,10 +83,9 @@ export function overlapFields(ranks: (StepOverlap | undefined)[]): Record<string
 }
 
 /** The median of the finite values, NaN when there are none. */
-function median(values: number[]): number {
-  const s = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+function finiteMedian(values: number[]): number {
+  const finite = values.filter(Number.isFinite);
+  return finite.length === 0 ? NaN : median(finite);
 }
 
 /** A run's overlap: medians over its steps' `hidden_fraction` and `eta`. */
@@ -105,7 +105,7 @@ export function overlapSummary(records: Record<string, unknown>[]): OverlapSumma
   const steps = withFigures.length > 1 ? withFigures.slice(1) : withFigures;
   if (steps.length === 0) return null;
   return {
-    hiddenFraction: median(steps.map((r) => r.hidden_fraction as number)),
-    eta: median(steps.map((r) => r.eta as number)),
+    hiddenFraction: finiteMedian(steps.map((r) => r.hidden_fraction as number)),
+    eta: finiteMedian(steps.map((r) => r.eta as number)),
   };
 }
