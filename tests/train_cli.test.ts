@@ -53,10 +53,8 @@ Deno.test("train: a small run writes metrics, checkpoints and the perplexity; --
     // Overlap figures of the MoE blocks (blocks 1 and 3 of the tiny preset), pooled and per block.
     for (const m of straight) {
       const o = m as unknown as Record<string, number> & { moe_blocks: Record<string, number>[] };
-      assert.ok(
-        o.comm_ms > 0 && o.exposed_ms >= 0 && o.exposed_ms <= o.comm_ms + 1e-9,
-        `${m.step}`,
-      );
+      // Exposed may pass comm: a wait ends when the result reaches the compute thread.
+      assert.ok(o.comm_ms > 0 && o.exposed_ms >= 0 && o.compute_ms > 0, `${m.step}`);
       assert.ok(Math.abs(o.hidden_fraction - (1 - o.exposed_ms / o.comm_ms)) < 1e-9);
       assert.deepEqual(o.moe_blocks.map((b) => b.block), [1, 3]);
       const sum = (k: string) => o.moe_blocks.reduce((s, b) => s + b[k], 0);
