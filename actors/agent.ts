@@ -20,6 +20,9 @@ export interface AgentInfo {
   devices: DeviceSpec[];
 }
 
+/** The environment variable that hands an actor process its job's direct-link secret. */
+export const LINK_SECRET_ENV = "SCMOE_LINK_SECRET";
+
 /** A request to start one actor process. */
 export interface SpawnRequest {
   jobId: string;
@@ -27,6 +30,8 @@ export interface SpawnRequest {
   incarnation: number;
   heartbeatMs: number;
   device?: DeviceSpec;
+  /** The job's direct-link secret (see `direct_links.ts`), handed to the process in its environment. */
+  linkSecret?: string;
 }
 
 /** The subject of an agent's spawn and kill requests. */
@@ -108,7 +113,11 @@ export class Agent {
     if (!Number.isInteger(req.incarnation) || !(req.heartbeatMs > 0)) {
       throw new TypeError("bad incarnation or heartbeatMs");
     }
+    if (req.linkSecret !== undefined && !/^[0-9a-f]{64}$/.test(String(req.linkSecret))) {
+      throw new TypeError("bad linkSecret");
+    }
     const env = credentialsToEnv(this.creds);
+    if (req.linkSecret) env[LINK_SECRET_ENV] = req.linkSecret;
     if (req.device) env.SCMOE_DEVICE = `${req.device.backend}:${req.device.index}`;
     const child = new Deno.Command(Deno.execPath(), {
       args: [

@@ -28,6 +28,24 @@ export interface NatsServerOptions {
   netns?: string;
   /** Bytes the server buffers for one client before cutting it off as a slow consumer (256 MiB). */
   maxPending?: number;
+  /**
+   * Go threads the server runs at once (its GOMAXPROCS). Default
+   * {@linkcode defaultServerProcs}: a quarter of this host's cores, at least
+   * one. The actors keep the cores busy; a server with a thread for every
+   * core makes Go spin idle threads looking for work, which steals those
+   * cores and delays each message's wake-up.
+   */
+  maxProcs?: number;
+}
+
+/**
+ * Default GOMAXPROCS of a private server: a quarter of the host's cores, at
+ * least one. On the 2-core machine here, one thread instead of two raised
+ * raw NATS round trips between two Deno processes from 3,556–3,921/s to
+ * 4,224–4,538/s, and left all-to-all bandwidth through the server as it was.
+ */
+export function defaultServerProcs(cores = navigator.hardwareConcurrency): number {
+  return Math.max(1, Math.floor(cores / 4));
 }
 
 /** A running private server. */
@@ -57,6 +75,10 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const token = opts.token === null || opts.operator ? undefined : opts.token ??
     [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0"))
       .join("");
+  const maxProcs = opts.maxProcs ?? defaultServerProcs();
+  if (!Number.isInteger(maxProcs) || maxProcs < 1) {
+    throw new RangeError(`maxProcs must be an integer >= 1, got ${maxProcs}`);
+  }
   const dir = await Deno.makeTempDir({ prefix: "scmoe-nats-" });
   const conf = `${dir}/nats.conf`;
   const lines = [
@@ -85,7 +107,12 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   try {
     const cmd = ["nats-server", "-c", conf];
     const [exe, ...args] = opts.netns ? ["ip", "netns", "exec", opts.netns, ...cmd] : cmd;
-    child = new Deno.Command(exe, { args, stdout: "null", stderr: "piped" }).spawn();
+    child = new Deno.Command(exe, {
+      args,
+      env: { GOMAXPROCS: String(maxProcs) },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
   } catch (e) {
     await Deno.remove(dir, { recursive: true });
     if (e instanceof Deno.errors.NotFound) {

@@ -81,6 +81,7 @@ export class AgentPlacer implements Placer {
     readonly heartbeatMs: number,
     readonly awaitUp: (actorId: string, incarnation: number) => Promise<void>,
     readonly agentWaitMs = 10_000,
+    readonly linkSecret?: string,
   ) {}
 
   /** Asks every agent to identify itself; retries until one answers or the wait ends. */
@@ -127,6 +128,7 @@ export class AgentPlacer implements Placer {
       incarnation: req.incarnation,
       heartbeatMs: this.heartbeatMs,
       device: req.device,
+      linkSecret: this.linkSecret,
     };
     const up = this.awaitUp(req.actorId, req.incarnation);
     const answer = await this.nc.request(agentSubject(agent.agentId, "spawn"), encode(spawn), {

@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { credentialsFromEnv, NatsBus } from "./bus_nats.ts";
 import { ActorHost } from "./host.ts";
+import { LINK_SECRET_ENV } from "./agent.ts";
 import type { HeartbeatConfig } from "./heartbeat_worker.ts";
 
 const { values } = parseArgs({
@@ -32,7 +33,13 @@ if (!values.job || !values.actor || !values.servers || values.incarnation === un
   Deno.exit(1);
 })();
 const creds = credentialsFromEnv(values.servers.split(","));
-const bus = await NatsBus.open(creds, values.job, values.actor);
+const linkSecret = Deno.env.get(LINK_SECRET_ENV);
+const bus = await NatsBus.open(
+  creds,
+  values.job,
+  values.actor,
+  linkSecret ? { secret: linkSecret } : undefined,
+);
 bus.nc.closed().then(() => Deno.exit(0));
 new ActorHost(bus, values.actor, () => Deno.exit(0), creds.servers);
 const hb = new Worker(new URL("./heartbeat_worker.ts", import.meta.url), { type: "module" });

@@ -62,6 +62,13 @@ export interface InitOptions {
    * nothing, Infinity keeps every call).
    */
   timelineCapacity?: number;
+  /**
+   * `nats` clusters: nodes on the same host (the driver and actor processes)
+   * exchange their messages over direct loopback links authenticated by a
+   * random job secret, NATS carrying only the control plane between them
+   * (default true; false sends every message through nats-server).
+   */
+  directLinks?: boolean;
 }
 
 /** Options of one actor, given with `ActorClass.options`. */
@@ -120,6 +127,12 @@ function deferred<T>(): Deferred<T> {
 
 function newJobId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+}
+
+/** A job's direct-link secret: 32 random bytes, hex. */
+function newLinkSecret(): string {
+  return [...crypto.getRandomValues(new Uint8Array(32))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 class Runtime {
@@ -181,7 +194,13 @@ class Runtime {
     try {
       agent = server ? await Agent.start(creds) : undefined;
       const jobId = newJobId();
-      const bus = await NatsBus.open(creds, jobId, "driver");
+      const linkSecret = o.directLinks === false ? undefined : newLinkSecret();
+      const bus = await NatsBus.open(
+        creds,
+        jobId,
+        "driver",
+        linkSecret ? { secret: linkSecret } : undefined,
+      );
       const rt = new Runtime(jobId, bus, "nats", hb, creds, server, agent);
       rt.#placer = new AgentPlacer(
         bus.nc,
@@ -189,6 +208,7 @@ class Runtime {
         hb.heartbeatIntervalMs,
         (id, inc) => rt.#awaitUp(id, inc),
         o.agentWaitMs ?? 10_000,
+        linkSecret,
       );
       rt.#monitor = setInterval(
         () => rt.#checkHeartbeats(),
