@@ -1,6 +1,7 @@
 /**
  * `deno task bench actors`: call throughput and payload round trips of the
- * actor runtime on both clusters, beside Ray's published figures.
+ * actor runtime on both clusters (and on `nats` without direct links),
+ * beside Ray's published figures.
  *
  * @module
  */
@@ -20,11 +21,22 @@ const RAY = {
   nn_async_calls_per_s: "Ray 27,376/s",
 };
 
-async function measureCluster(cluster: "local" | "nats", quick: boolean): Promise<BenchRow[]> {
+/**
+ * The clusters measured: `local` (Workers), `nats` (processes; same-host
+ * messages on direct links, NATS the control plane) and `nats-bus` (the
+ * same with every message through nats-server, `directLinks: false`).
+ */
+const CLUSTERS = ["local", "nats", "nats-bus"] as const;
+type BenchCluster = typeof CLUSTERS[number];
+
+async function measureCluster(cluster: BenchCluster, quick: boolean): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const add = (metric: string, value: number, unit: string, reference?: string) =>
     rows.push({ bench: "actors", case: cluster, metric, value, unit, reference });
-  await init({ cluster });
+  await init({
+    cluster: cluster === "local" ? "local" : "nats",
+    directLinks: cluster !== "nats-bus",
+  });
   try {
     const target = await TargetActor.remote();
     const syncN = quick ? 500 : 3000;
@@ -84,7 +96,7 @@ async function measureCluster(cluster: "local" | "nats", quick: boolean): Promis
   return rows;
 }
 
-/** Runs the benchmark with CLI arguments `--json`, `--quick`, `--cluster local|nats`. */
+/** Runs the benchmark with CLI arguments `--json`, `--quick`, `--cluster local|nats|nats-bus`. */
 export async function runActorsBench(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -95,15 +107,15 @@ export async function runActorsBench(args: string[]): Promise<void> {
     },
     strict: true,
   });
-  const clusters = values.cluster ? [values.cluster] : ["local", "nats"];
+  const clusters = values.cluster ? [values.cluster] : [...CLUSTERS];
   for (const c of clusters) {
-    if (c !== "local" && c !== "nats") {
-      console.error(`bench actors: --cluster must be local or nats, got "${c}"`);
+    if (!(CLUSTERS as readonly string[]).includes(c)) {
+      console.error(`bench actors: --cluster must be ${CLUSTERS.join(", ")}, got "${c}"`);
       Deno.exit(2);
     }
   }
   const rows: BenchRow[] = [];
-  for (const c of clusters) rows.push(...await measureCluster(c as "local" | "nats", values.quick));
+  for (const c of clusters) rows.push(...await measureCluster(c as BenchCluster, values.quick));
   rows.push({
     bench: "actors",
     case: "machine",
