@@ -179,8 +179,13 @@ export interface ScenarioResults {
 /** Training steps, or forward-only (inference) steps. */
 export type StepKind = "train" | "infer";
 
-/** How close the measured top-2 share must come to the scenario's (calibration stops there). */
-export const SHARE_TOLERANCE = 0.05;
+/**
+ * How close the measured top-2 share must come to the scenario's
+ * (calibration stops there). At ±0.05 the pcie runs stopped at 0.55 for a
+ * 0.60 scenario: a top-2 with less communication to expose than the
+ * scenario's, which understates every speed-up over it.
+ */
+export const SHARE_TOLERANCE = 0.02;
 
 /** The step time of a run if its MoE block had reached its bound `max(compute, comm)`. */
 function boundStepMs(r: OverlapReport): number {

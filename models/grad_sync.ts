@@ -1,6 +1,6 @@
 /**
  * The dense-gradient all-reduce in buckets, as data-parallel training does
- * it (PyTorch DDP): dense parameters are grouped into buckets (one per block,
+ * it (PyTorch DDP): dense parameters are grouped into buckets (two per block,
  * one for the embedding, positions and final norm), and a bucket's all-reduce
  * is issued as soon as the backward has completed every gradient in it, so
  * that it overlaps the rest of the backward; the step awaits them all at the
@@ -15,8 +15,17 @@ import type { Communicator } from "../collectives/types.ts";
 import { nowMs } from "../collectives/link.ts";
 import type { TimedOp } from "./overlap_report.ts";
 
-/** The bucket of a dense parameter: `blocks.<i>` for a block's, `embed` for the rest. */
+/**
+ * The bucket of a dense parameter: `blocks.<i>.attn` for a block's attention
+ * and first norm, `blocks.<i>` for the rest of the block (its MLP or the MoE
+ * layer's dense parts), `embed` for everything else. The backward completes
+ * a block's MLP before its attention, so the MLP's all-reduce (two thirds of
+ * a dense block's parameters) overlaps the attention's backward instead of
+ * waiting for the whole block.
+ */
 export function bucketOf(name: string): string {
+  const attn = /^(blocks\.\d+)\.(ln1|attn)\./.exec(name);
+  if (attn) return `${attn[1]}.attn`;
   return /^blocks\.\d+/.exec(name)?.[0] ?? "embed";
 }
 

@@ -14,10 +14,28 @@ import { TINY_MODEL } from "./helpers/tiny_model.ts";
 
 await setupBackend("cpu");
 
-Deno.test("grad sync: one bucket per block, the rest in the embedding's", () => {
+Deno.test("grad sync: two buckets per block (attention, the rest), the others in the embedding's", () => {
   deepEqual(
-    ["wte", "blocks.3.moe.shared.w1", "blocks.0.ln1.g", "lnf.g"].map(bucketOf),
-    ["embed", "blocks.3", "blocks.0", "embed"],
+    [
+      "wte",
+      "blocks.3.moe.shared.w1",
+      "blocks.0.ln1.g",
+      "blocks.0.attn.wqkv",
+      "blocks.0.ln2.g",
+      "blocks.0.mlp.w1",
+      "blocks.12.attn.bo",
+      "lnf.g",
+    ].map(bucketOf),
+    [
+      "embed",
+      "blocks.3",
+      "blocks.0.attn",
+      "blocks.0.attn",
+      "blocks.0",
+      "blocks.0",
+      "blocks.12.attn",
+      "embed",
+    ],
   );
 });
 
