@@ -9,6 +9,12 @@ import { Packr } from "msgpackr";
 
 const packr = new Packr({ moreTypes: true, useRecords: false });
 
+/** `bytes` random bytes as lowercase hex (tokens, job secrets, nonces). */
+export function randomHex(bytes: number): string {
+  return [...crypto.getRandomValues(new Uint8Array(bytes))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** Serializes a message (typed arrays round-trip with their type). */
 export function encode(value: unknown): Uint8Array {
   return packr.pack(value);

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { decode, encode, FrameError } from "./codec.ts";
+import { decode, encode, FrameError, randomHex } from "./codec.ts";
 
 /** NATS frame kinds of the direct-link control plane (the codec uses 0 and 1). */
 const HELLO = 2;
@@ -29,6 +29,8 @@ const MAX_LINK_FRAME = 1 << 30;
 const COALESCE_BYTES = 64 << 10;
 /** Time a peer has to finish the handshake. */
 const HANDSHAKE_MS = 5_000;
+/** How long closing waits for queued link writes. */
+const CLOSE_DRAIN_MS = 2_000;
 /** How long held messages of a link that closed before its SWITCH came are kept. */
 const HELD_AFTER_CLOSE_MS = 10_000;
 const ADDRESS = /^[A-Za-z0-9_-]{1,64}$/;
@@ -49,11 +51,6 @@ export function hostKey(): string | null {
   } catch {
     return null;
   }
-}
-
-function randomHex(bytes: number): string {
-  return [...crypto.getRandomValues(new Uint8Array(bytes))]
-    .map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function controlFrame(kind: number, body: unknown): Uint8Array {
@@ -407,7 +404,8 @@ export class DirectLinks {
       for await (const payload of frames) {
         this.received++;
         if (this.#switched.has(key)) this.#deliver(payload);
-        else this.#held.set(key, [...(this.#held.get(key) ?? []), payload]);
+        else if (this.#held.has(key)) this.#held.get(key)!.push(payload);
+        else this.#held.set(key, [payload]);
       }
     } catch (e) {
       if (e instanceof FrameError) this.rejected++;
@@ -434,11 +432,20 @@ export class DirectLinks {
     }
   }
 
-  /** Writes what is queued on every link, then closes the links and the listener. */
+  /**
+   * Writes what is queued on every link (for at most CLOSE_DRAIN_MS: a peer
+   * that stopped reading cannot hold the close up), then closes the links and
+   * the listener.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all([...this.#all].map((l) => l.drained()));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...this.#all].map((l) => l.drained())),
+      new Promise((r) => timer = setTimeout(r, CLOSE_DRAIN_MS)),
+    ]);
+    clearTimeout(timer);
     for (const l of this.#all) l.close();
     try {
       this.listener.close();

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { randomHex } from "./codec.ts";
+
 /** Options of {@linkcode startNatsServer}. */
 export interface NatsServerOptions {
   /** Largest message the server accepts (default 8 MiB). */
@@ -73,8 +75,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? (opts.netns ? 4222 : freePort(host));
   const token = opts.token === null || opts.operator ? undefined : opts.token ??
-    [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0"))
-      .join("");
+    randomHex(16);
   const maxProcs = opts.maxProcs ?? defaultServerProcs();
   if (!Number.isInteger(maxProcs) || maxProcs < 1) {
     throw new RangeError(`maxProcs must be an integer >= 1, got ${maxProcs}`);

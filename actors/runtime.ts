@@ -22,6 +22,7 @@ import { Agent } from "./agent.ts";
 import type { Bus } from "./bus.ts";
 import { HubBus } from "./bus_local.ts";
 import { NatsBus, type NatsCredentials } from "./bus_nats.ts";
+import { randomHex } from "./codec.ts";
 import { type ActorHandle, CallClient } from "./client.ts";
 import { actorContext, insideActor, lookupActor } from "./context.ts";
 import { ActorDiedError, ActorNotFoundError, RemoteError, RuntimeStateError } from "./errors.ts";
@@ -129,12 +130,6 @@ function newJobId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
 }
 
-/** A job's direct-link secret: 32 random bytes, hex. */
-function newLinkSecret(): string {
-  return [...crypto.getRandomValues(new Uint8Array(32))]
-    .map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 class Runtime {
   readonly timeline: Timeline;
   readonly client: CallClient;
@@ -194,7 +189,7 @@ class Runtime {
     try {
       agent = server ? await Agent.start(creds) : undefined;
       const jobId = newJobId();
-      const linkSecret = o.directLinks === false ? undefined : newLinkSecret();
+      const linkSecret = o.directLinks === false ? undefined : randomHex(32);
       const bus = await NatsBus.open(
         creds,
         jobId,

@@ -8,7 +8,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";
 import { NatsBus, nodeSubject } from "../actors/bus_nats.ts";
-import { encode } from "../actors/codec.ts";
+import { decode, encode } from "../actors/codec.ts";
 import type { Message } from "../actors/protocol.ts";
 import { startNatsServer } from "../actors/nats_server.ts";
 
@@ -203,6 +203,75 @@ Deno.test("direct links: forged or malformed control frames are counted and drop
       await trapping.catch(() => {});
       await nc.close();
       await b.close();
+    }
+  });
+});
+
+/** A length-prefixed link frame. */
+function linkFrame(payload: Uint8Array): Uint8Array {
+  const f = new Uint8Array(4 + payload.byteLength);
+  new DataView(f.buffer).setUint32(0, payload.byteLength, true);
+  f.set(payload, 4);
+  return f;
+}
+
+Deno.test("direct links: closing does not wait on a linked peer that stopped reading", async () => {
+  await withServer(async (creds) => {
+    const a = await NatsBus.open(creds, JOB, "a", { secret: SECRET, host: "h" });
+    // "b" is played by hand: it answers a's HELLO with a valid handshake, then never reads.
+    const nc = await connect({ servers: creds.servers, token: creds.token });
+    const hello = new Promise<{ port: number; nonce: string }>((resolve) => {
+      nc.subscribe(nodeSubject(JOB, "b"), {
+        callback: (_e, m) => {
+          if (m.data[0] === 2) {
+            resolve(decode(m.data.subarray(1)) as { port: number; nonce: string });
+          }
+        },
+      });
+    });
+    await nc.flush();
+    let conn: Deno.TcpConn | undefined;
+    try {
+      a.send("b", numbered("a", 0));
+      const { port, nonce } = await hello;
+      const key = await crypto.subtle.importKey(
+        "raw",
+        new TextEncoder().encode(SECRET),
+        { name: "HMAC", hash: "SHA-256" },
+        false,
+        ["sign"],
+      );
+      const text = `connect|a|b|l1|${nonce}`;
+      const proof = new Uint8Array(
+        await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text)),
+      );
+      conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(linkFrame(encode({ from: "b", to: "a", link: "l1", nonce: "n", proof })));
+      await until(() => a.direct!.linkedPeers.length === 1, "a to accept the link");
+      // 64 MiB that nobody reads: the socket buffers fill and a's writes stay queued.
+      for (let i = 0; i < 8; i++) {
+        a.send("b", {
+          type: "result",
+          callId: `c${i}`,
+          ok: true,
+          value: new Uint8Array(8 << 20),
+          startMs: 0,
+          endMs: 0,
+        });
+      }
+      const t0 = performance.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const closed = await Promise.race([
+        a.close().then(() => true),
+        new Promise<boolean>((r) => timer = setTimeout(() => r(false), 10_000)),
+      ]);
+      clearTimeout(timer);
+      ok(closed, "close returned");
+      ok(performance.now() - t0 < 5_000, `close took ${performance.now() - t0} ms`);
+    } finally {
+      conn?.close();
+      await nc.close();
+      await a.close();
     }
   });
 });
