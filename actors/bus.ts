@@ -44,16 +44,24 @@ const MESSAGE_FIELDS: Record<Message["type"], Record<string, string>> = {
   kill: {},
 };
 
+/**
+ * True when `x` is an object whose fields have the given kinds: a `typeof`
+ * name, or "array" or "null".
+ */
+export function hasFields(x: unknown, kinds: Record<string, string>): boolean {
+  if (typeof x !== "object" || x === null) return false;
+  for (const [key, kind] of Object.entries(kinds)) {
+    const v = (x as Record<string, unknown>)[key];
+    const actual = Array.isArray(v) ? "array" : v === null ? "null" : typeof v;
+    if (actual !== kind) return false;
+  }
+  return true;
+}
+
 /** True when `x` has the shape of a {@linkcode Message}; frames that fail are dropped. */
 export function isMessage(x: unknown): x is Message {
   if (typeof x !== "object" || x === null) return false;
-  const fields = MESSAGE_FIELDS[(x as { type: Message["type"] }).type];
-  if (!fields || !Object.hasOwn(MESSAGE_FIELDS, (x as { type: string }).type)) return false;
-  for (const [key, kind] of Object.entries(fields)) {
-    const v = (x as Record<string, unknown>)[key];
-    const actual = Array.isArray(v) ? "array" : v === null ? "null" : typeof v;
-    const ok = actual === kind;
-    if (!ok) return false;
-  }
-  return true;
+  const type = (x as { type: string }).type;
+  if (!Object.hasOwn(MESSAGE_FIELDS, type)) return false;
+  return hasFields(x, MESSAGE_FIELDS[type as Message["type"]]);
 }

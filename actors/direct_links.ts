@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { hasFields } from "./bus.ts";
 import { decode, encode, FrameError, randomHex } from "./codec.ts";
 
 /** NATS frame kinds of the direct-link control plane (the codec uses 0 and 1). */
@@ -61,21 +62,15 @@ function controlFrame(kind: number, body: unknown): Uint8Array {
   return frame;
 }
 
-/** Decodes a msgpack map whose fields have the given types; throws FrameError. */
-function fields<T>(bytes: Uint8Array, types: Record<keyof T, string>, what: string): T {
+/** Decodes a msgpack map whose fields have the given kinds (see `hasFields`); throws FrameError. */
+function fields<T>(bytes: Uint8Array, kinds: Record<keyof T, string>, what: string): T {
   let v: unknown;
   try {
     v = decode(bytes);
   } catch {
     throw new FrameError(`${what}: not msgpack`);
   }
-  if (typeof v !== "object" || v === null) throw new FrameError(`${what}: not a map`);
-  for (const [k, t] of Object.entries(types)) {
-    const actual = typeof (v as Record<string, unknown>)[k];
-    if (actual !== t) {
-      throw new FrameError(`${what}: field ${k} is not a ${t}`);
-    }
-  }
+  if (!hasFields(v, kinds)) throw new FrameError(`${what}: missing or mistyped fields`);
   return v as T;
 }
 
@@ -189,6 +184,11 @@ class Link {
     }
   }
 
+  /** Whether the link was closed (by either side, or after a failed write). */
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -261,10 +261,13 @@ export class DirectLinks {
     return [...this.#links.keys()];
   }
 
-  /** Sends a message on the link to `to`; false when there is none (send it over NATS). */
+  /**
+   * Sends a message on the link to `to`; false when there is none, or it
+   * failed and its end has not been read yet (send it over NATS).
+   */
   send(to: string, payload: Uint8Array): boolean {
     const link = this.#links.get(to);
-    if (!link) return false;
+    if (!link || link.isClosed) return false;
     link.write(payload);
     this.sent++;
     return true;

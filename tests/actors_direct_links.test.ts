@@ -49,7 +49,7 @@ async function stream(a: NatsBus, to: string, first: number, count: number, batc
 
 const range = (first: number, count: number) => Array.from({ length: count }, (_, i) => first + i);
 
-async function withServer(fn: (creds: { servers: string[]; token?: string }) => Promise<void>) {
+async function withServer(fn: (creds: Creds) => Promise<void>) {
   const server = await startNatsServer();
   try {
     await fn({ servers: [server.url], token: server.token });
@@ -58,11 +58,28 @@ async function withServer(fn: (creds: { servers: string[]; token?: string }) => 
   }
 }
 
+type Creds = { servers: string[]; token?: string };
+const SAME_HOST = { secret: SECRET, host: "h" };
+
+/** Opens bus "a" (host "h") and bus "b" (with `linksB`), runs `fn` on them, then closes both. */
+async function withPair(
+  creds: Creds,
+  fn: (a: NatsBus, b: NatsBus) => Promise<void>,
+  linksB: { secret: string; host: string } = SAME_HOST,
+) {
+  const a = await NatsBus.open(creds, JOB, "a", SAME_HOST);
+  const b = await NatsBus.open(creds, JOB, "b", linksB);
+  try {
+    await fn(a, b);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
 Deno.test("direct links: order holds across the switch from NATS to the link, both ways", async () => {
-  await withServer(async (creds) => {
-    const a = await NatsBus.open(creds, JOB, "a", { secret: SECRET, host: "h" });
-    const b = await NatsBus.open(creds, JOB, "b", { secret: SECRET, host: "h" });
-    try {
+  await withServer((creds) =>
+    withPair(creds, async (a, b) => {
       const atB = collect(b);
       const atA = collect(a);
       // 32 MiB over NATS at once, before the link is up: b is still reading
@@ -81,11 +98,8 @@ Deno.test("direct links: order holds across the switch from NATS to the link, bo
       deepEqual(atA, range(0, 300));
       equal(b.direct!.sent, 300);
       equal(a.rejectedFrames + b.rejectedFrames, 0);
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
+    })
+  );
 });
 
 Deno.test("direct links: none between different hosts or different secrets; NATS carries all", async () => {
@@ -93,9 +107,7 @@ Deno.test("direct links: none between different hosts or different secrets; NATS
     for (
       const [hostB, secretB] of [["other-host", SECRET], ["h", "b".repeat(64)]] as const
     ) {
-      const a = await NatsBus.open(creds, JOB, "a", { secret: SECRET, host: "h" });
-      const b = await NatsBus.open(creds, JOB, "b", { secret: secretB, host: hostB });
-      try {
+      await withPair(creds, async (a, b) => {
         const atB = collect(b);
         await stream(a, "b", 0, 1000);
         await until(() => atB.length === 1000, "1000 messages at b");
@@ -106,19 +118,14 @@ Deno.test("direct links: none between different hosts or different secrets; NATS
         deepEqual(b.direct!.linkedPeers, []);
         // A wrong secret is a refused handshake on both sides; another host is no attempt.
         equal(a.rejectedFrames + b.rejectedFrames, hostB === "h" ? 2 : 0);
-      } finally {
-        await a.close();
-        await b.close();
-      }
+      }, { secret: secretB, host: hostB });
     }
   });
 });
 
 Deno.test("direct links: an 8 MiB Float32Array crosses a link whole", async () => {
-  await withServer(async (creds) => {
-    const a = await NatsBus.open(creds, JOB, "a", { secret: SECRET, host: "h" });
-    const b = await NatsBus.open(creds, JOB, "b", { secret: SECRET, host: "h" });
-    try {
+  await withServer((creds) =>
+    withPair(creds, async (a, b) => {
       const got: Message[] = [];
       b.onMessage((m) => got.push(m));
       a.send("b", numbered("a", 0));
@@ -130,17 +137,14 @@ Deno.test("direct links: an 8 MiB Float32Array crosses a link whole", async () =
       const r = got[1] as Extract<Message, { type: "result" }>;
       ok(r.value instanceof Float32Array);
       deepEqual(r.value, value);
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
+    })
+  );
 });
 
 Deno.test("direct links: a peer that goes away is dropped, NATS carries on, a new peer links again", async () => {
   await withServer(async (creds) => {
-    const a = await NatsBus.open(creds, JOB, "a", { secret: SECRET, host: "h" });
-    const b1 = await NatsBus.open(creds, JOB, "b", { secret: SECRET, host: "h" });
+    const a = await NatsBus.open(creds, JOB, "a", SAME_HOST);
+    const b1 = await NatsBus.open(creds, JOB, "b", SAME_HOST);
     let b2: NatsBus | undefined;
     try {
       const at1 = collect(b1);
@@ -148,7 +152,7 @@ Deno.test("direct links: a peer that goes away is dropped, NATS carries on, a ne
       await until(() => at1.length === 100 && a.direct!.linkedPeers.length === 1, "first link");
       await b1.close();
       await until(() => a.direct!.linkedPeers.length === 0, "the link to be dropped");
-      b2 = await NatsBus.open(creds, JOB, "b", { secret: SECRET, host: "h" });
+      b2 = await NatsBus.open(creds, JOB, "b", SAME_HOST);
       const at2 = collect(b2);
       const sentBefore = a.direct!.sent;
       await stream(a, "b", 100, 2000);
@@ -166,7 +170,7 @@ Deno.test("direct links: a peer that goes away is dropped, NATS carries on, a ne
 
 Deno.test("direct links: forged or malformed control frames are counted and dropped", async () => {
   await withServer(async (creds) => {
-    const b = await NatsBus.open(creds, JOB, "b", { secret: SECRET, host: "h" });
+    const b = await NatsBus.open(creds, JOB, "b", SAME_HOST);
     const nc = await connect({ servers: creds.servers, token: creds.token });
     // A listener that takes connections and closes them: no handshake answer.
     const trap = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -193,7 +197,7 @@ Deno.test("direct links: forged or malformed control frames are counted and drop
       deepEqual(b.direct!.linkedPeers, []);
       // The bus still works.
       const got = collect(b);
-      const a = await NatsBus.open(creds, JOB, "a", { secret: SECRET, host: "h" });
+      const a = await NatsBus.open(creds, JOB, "a", SAME_HOST);
       await stream(a, "b", 0, 200);
       await until(() => got.length === 200, "200 messages");
       deepEqual(got, range(0, 200));
@@ -217,7 +221,7 @@ function linkFrame(payload: Uint8Array): Uint8Array {
 
 Deno.test("direct links: closing does not wait on a linked peer that stopped reading", async () => {
   await withServer(async (creds) => {
-    const a = await NatsBus.open(creds, JOB, "a", { secret: SECRET, host: "h" });
+    const a = await NatsBus.open(creds, JOB, "a", SAME_HOST);
     // "b" is played by hand: it answers a's HELLO with a valid handshake, then never reads.
     const nc = await connect({ servers: creds.servers, token: creds.token });
     const hello = new Promise<{ port: number; nonce: string }>((resolve) => {
