@@ -36,7 +36,7 @@ import {
   type OverlapReport,
   sumFigures,
 } from "../models/overlap_report.ts";
-import type { ScheduleOptions } from "../models/scheduler.ts";
+import { type ScheduleOptions, SETTLED_AFTER_STEPS } from "../models/scheduler.ts";
 import { chromeTrace } from "../models/trace.ts";
 import { type BenchRow, formatNumber, median, printRows } from "./output.ts";
 import { timelineSvg } from "./timeline_svg.ts";
@@ -300,7 +300,8 @@ export async function runOverlapBench(args: string[]): Promise<void> {
   const quick = values.quick;
   const pair = { ...PAIR, nEmbd: quick ? 128 : 256 };
   const rows = quick ? 4 : 8, seq = 64;
-  const warmup = 4, measured = 8;
+  // Measured once the profile and any chunk trial are over.
+  const warmup = SETTLED_AFTER_STEPS, measured = 8;
   const steps = warmup + measured;
   const log = (s: string) => values.json || console.error(s);
   // Calibrate on an unshaped link: serial top-2 (its block compute and bytes) and ScMoE

@@ -30,6 +30,7 @@
 import { parseArgs } from "node:util";
 import type { LinkModel } from "../collectives/types.ts";
 import type { OverlapReport } from "../models/overlap_report.ts";
+import { SETTLED_AFTER_STEPS } from "../models/scheduler.ts";
 import type { TracedRun } from "../models/trace.ts";
 import { type BenchRow, printRows } from "./output.ts";
 import {
@@ -252,9 +253,11 @@ async function measureWith(
   run: typeof runOnRanks,
   latencyS: number,
 ): Promise<ScenarioResults> {
+  // Measured once the profile and any chunk trial are over.
+  const warmup = SETTLED_AFTER_STEPS;
   const sizes = quick
-    ? { nEmbd: 128, rows: 2, seq: 64, warmup: 2, measured: 4 }
-    : { nEmbd: 256, rows: 8, seq: 64, warmup: 4, measured: 8 };
+    ? { nEmbd: 128, rows: 2, seq: 64, warmup, measured: 3 }
+    : { nEmbd: 256, rows: 8, seq: 64, warmup, measured: 8 };
   const pair = { ...PAIR, nEmbd: sizes.nEmbd };
   const steps = sizes.warmup + sizes.measured;
   const kinds: StepKind[] = ["train", "infer"];

@@ -369,7 +369,7 @@ function scheduledRun(
     backward: planned.backward,
   });
   const report = async (stepMs: number): Promise<OverlapReport> => {
-    const decisions = await scheduler.observe(record, comm, runTag("plan"));
+    const decisions = await scheduler.observe(record, planned.layout, comm, runTag("plan"));
     const blocks = blockFigures(record, planned.layout);
     return {
       ...sumFigures(blocks),

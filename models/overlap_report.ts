@@ -111,7 +111,8 @@ function unionMs(ops: TimedOp[]): number {
 }
 
 /**
- * Per MoE block figures from a run's timed ops.
+ * Per MoE block figures from a run's timed ops (blocks that did not run are
+ * left out).
  *
  * @example
  * ```ts
@@ -127,7 +128,7 @@ function unionMs(ops: TimedOp[]): number {
  */
 export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[] {
   const blocks = [...new Set(layout.blockOf.values())].sort((a, b) => a - b);
-  return blocks.map((block) => {
+  return blocks.flatMap((block) => {
     const pass = (phase: "fwd" | "bwd"): OverlapFigures | null => {
       const mine = ops.filter((o) => o.phase === phase && layout.blockOf.get(o.name) === block);
       if (mine.length === 0) return null;
@@ -153,9 +154,15 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
         boundMs: Math.max(computeMs, commMs),
       }]);
     };
-    const forward = pass("fwd")!;
+    const forward = pass("fwd");
+    if (!forward) return [];
     const backward = pass("bwd");
-    return { block, ...sumFigures(backward ? [forward, backward] : [forward]), forward, backward };
+    return [{
+      block,
+      ...sumFigures(backward ? [forward, backward] : [forward]),
+      forward,
+      backward,
+    }];
   });
 }
 

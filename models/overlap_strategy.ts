@@ -88,9 +88,12 @@ export function chooseChunks(t: WindowTimes, overheadMs: number, choices = [1, 2
   return best;
 }
 
+/** Steps profiled before the first decision, by default. */
+export const PLANNER_WARMUP_STEPS = 3;
+
 /** Options of {@linkcode SlotPlanner}. */
 export interface PlannerOptions {
-  /** Steps profiled before the first decision (default 3). */
+  /** Steps profiled before the first decision (default {@linkcode PLANNER_WARMUP_STEPS}). */
   warmupSteps?: number;
   /** Re-decide when an op's median time moves by more than this fraction (default 0.2). */
   driftFraction?: number;
@@ -110,7 +113,7 @@ export class SlotPlanner {
 
   /** Builds a planner for windows of `nOps` backbone ops. */
   constructor(readonly nOps: number, opts: PlannerOptions = {}) {
-    this.#opts = { warmupSteps: 3, driftFraction: 0.2, history: 5, ...opts };
+    this.#opts = { warmupSteps: PLANNER_WARMUP_STEPS, driftFraction: 0.2, history: 5, ...opts };
   }
 
   /** The current choice, or null while still profiling. */

@@ -3,8 +3,12 @@
  * gate use, the slot of its expert computation in its window and the
  * pipelining degree. Op times of the first steps are profiled, the slot is
  * chosen with {@linkcode chooseSlot} (re-chosen when the times drift, by
- * {@linkcode SlotPlanner}) and the chunk count with {@linkcode chooseChunks};
- * each decision is logged with its reason.
+ * {@linkcode SlotPlanner}) and the chunk count with {@linkcode chooseChunks},
+ * then confirmed by measurement: the modelled count and one chunk each run
+ * for a few steps and the one whose MoE block took less time stays (the
+ * model counts a fixed cost per chunk, but on a CPU small matmuls, the split
+ * and the merge and their gradients cost more than that). Each decision is
+ * logged with its reason.
  *
  * @module
  */
@@ -13,11 +17,12 @@ import type { Communicator } from "../collectives/types.ts";
 import type { ModelConfig } from "./config.ts";
 import {
   chooseChunks,
+  PLANNER_WARMUP_STEPS,
   type PlannerOptions,
   SlotPlanner,
   type WindowTimes,
 } from "./overlap_strategy.ts";
-import type { BlockLayout, TimedOp } from "./overlap_report.ts";
+import { blockFigures, type BlockLayout, type TimedOp } from "./overlap_report.ts";
 import { pipelineGate, type Step } from "./program.ts";
 import {
   backwardOrder,
@@ -52,8 +57,10 @@ export interface ScheduleOptions {
   backwardSlot?: number | "auto";
   /**
    * Chunks to pipeline each gate use's dispatch, experts and combine
-   * (Tutel-style): a number, or `"auto"`: chosen once after profiling, for
-   * gates whose communication is longer than their window. Default: `"auto"`
+   * (Tutel-style): a number, or `"auto"`: for gates whose communication is
+   * longer than their window, chosen once after profiling by the pipeline
+   * model and kept only if its measured block time beats one chunk's
+   * ({@linkcode CHUNK_TRIAL_STEPS} steps each). Default: `"auto"`
    * when overlapping (the paper splits tokens when communication outgrows
    * the window), 1 in serial mode. `top2` with `chunks: "auto"` is the
    * pipelined top-2 baseline.
@@ -83,6 +90,23 @@ export interface ScheduledProgram {
   chunks: Record<string, number>;
 }
 
+/** Steps each chunk count of a trial runs for (the median of their block times counts). */
+export const CHUNK_TRIAL_STEPS = 2;
+
+/**
+ * Steps after which a default schedule has made every first decision: the
+ * profile, then each chunk count of a trial. Benchmarks warm up this long.
+ */
+export const SETTLED_AFTER_STEPS = PLANNER_WARMUP_STEPS + 2 * CHUNK_TRIAL_STEPS;
+
+/** Chunk counts being measured against each other, in the order they run. */
+interface ChunkTrial {
+  /** The counts. */
+  candidates: number[];
+  /** Block time (fwd + bwd span, group mean) of each step run with each count. */
+  spans: number[][];
+}
+
 interface GateState {
   window: GateWindow;
   planner: SlotPlanner;
@@ -90,8 +114,10 @@ interface GateState {
   backwardPlanner: SlotPlanner;
   backwardSlot: number;
   chunks: number;
-  /** Profiles kept until the chunk count is decided. */
+  /** Profiles kept until the chunk count is modelled. */
   profile: WindowTimes[] | null;
+  /** The measurement that confirms (or overrules) the modelled chunk count. */
+  trial: ChunkTrial | null;
 }
 
 /**
@@ -162,12 +188,18 @@ export class OverlapScheduler {
    * count is decided on times averaged over the group, so that all ranks
    * pipeline alike.
    */
-  async observe(ops: TimedOp[], comm: Communicator, tag: string): Promise<string[]> {
-    const profiling = [...this.#gates.values()].some((g) => g.profile);
+  async observe(
+    ops: TimedOp[],
+    layout: BlockLayout,
+    comm: Communicator,
+    tag: string,
+  ): Promise<string[]> {
+    const profiling = [...this.#gates.values()].some((g) => g.profile || g.trial);
     if (!this.overlap || !(this.#autoSlot || this.#autoBackwardSlot || profiling)) return [];
     const lines: string[] = [];
     const deciding: GateState[] = [];
-    for (const [g, fwd, bwd] of await groupTimes(ops, [...this.#gates.values()], comm, tag)) {
+    const gates = [...this.#gates.values()];
+    for (const [g, fwd, bwd, spanMs] of await groupTimes(ops, layout, gates, comm, tag)) {
       const plan = g.window.ops.length > 0;
       if (plan && this.#autoSlot) {
         const choice = g.planner.observe(fwd);
@@ -187,9 +219,12 @@ export class OverlapScheduler {
           );
         }
       }
-      if (g.profile) {
+      if (g.trial) lines.push(...this.#measureChunks(g, spanMs));
+      else if (g.profile) {
         g.profile.push(fwd);
-        if (g.profile.length >= (this.#opts.planner?.warmupSteps ?? 3)) deciding.push(g);
+        if (g.profile.length >= (this.#opts.planner?.warmupSteps ?? PLANNER_WARMUP_STEPS)) {
+          deciding.push(g);
+        }
       }
     }
     for (const g of deciding) lines.push(this.#decideChunks(g));
@@ -220,6 +255,7 @@ export class OverlapScheduler {
       backwardSlot: typeof back === "number" ? clamp(back) : n - slot,
       chunks: typeof this.#opts.chunks === "number" ? Math.max(1, this.#opts.chunks) : 1,
       profile: (this.#opts.chunks ?? "auto") === "auto" && this.overlap ? [] : null,
+      trial: null,
     };
   }
 
@@ -231,33 +267,63 @@ export class OverlapScheduler {
     const times = { backbone: [windowMs], dispatchMs, expertMs, combineMs };
     const comm = dispatchMs + combineMs;
     const overhead = this.#opts.chunkOverheadMs ?? 0.5;
-    g.chunks = comm > windowMs ? chooseChunks(times, overhead) : 1;
+    const modelled = comm > windowMs ? chooseChunks(times, overhead) : 1;
     g.profile = null;
-    return `${g.window.gate}: ${g.chunks} chunk(s): communication ${comm.toFixed(2)} ms, ` +
+    const why = `communication ${comm.toFixed(2)} ms, ` +
       `window ${windowMs.toFixed(2)} ms, experts ${expertMs.toFixed(2)} ms, ` +
       `${overhead} ms per chunk and stage`;
+    if (modelled === 1) return `${g.window.gate}: 1 chunk(s): ${why}`;
+    g.chunks = modelled;
+    g.trial = { candidates: [modelled, 1], spans: [[], []] };
+    return `${g.window.gate}: ${modelled} chunk(s) modelled (${why}); ` +
+      `measuring ${modelled} and 1 chunk(s) for ${CHUNK_TRIAL_STEPS} steps each`;
+  }
+
+  /** Records a trial step's block time; once every count ran, keeps the fastest. */
+  #measureChunks(g: GateState, spanMs: number): string[] {
+    const t = g.trial!;
+    const now = t.spans.findIndex((s) => s.length < CHUNK_TRIAL_STEPS);
+    t.spans[now].push(spanMs);
+    if (t.spans[now].length < CHUNK_TRIAL_STEPS) return [];
+    if (now + 1 < t.candidates.length) {
+      g.chunks = t.candidates[now + 1];
+      return [];
+    }
+    const medians = t.spans.map((s) => median(s));
+    const best = medians.indexOf(Math.min(...medians));
+    g.chunks = t.candidates[best];
+    g.trial = null;
+    const measured = t.candidates.map((c, i) => `${c} chunk(s) ${medians[i].toFixed(2)} ms`);
+    return [`${g.window.gate}: ${g.chunks} chunk(s): measured block time ${measured.join(", ")}`];
   }
 }
 
 /**
- * Each gate use's forward and backward times in a step, averaged over the
- * group (every rank must call it after the same step), so that every rank
- * plans alike: an all-to-all completes when the last rank has issued it, so
- * ranks that chose different slots would wait on each other. Gates that did
- * not run are left out.
+ * Each gate use's forward and backward times in a step and its MoE block's
+ * time (forward and backward spans), averaged over the group (every rank
+ * must call it after the same step), so that every rank plans alike: an
+ * all-to-all completes when the last rank has issued it, so ranks that chose
+ * different slots or chunks would wait on each other. Gates that did not run
+ * are left out.
  */
 async function groupTimes(
   ops: TimedOp[],
+  layout: BlockLayout,
   gates: GateState[],
   comm: Communicator,
   tag: string,
-): Promise<[GateState, WindowTimes, WindowTimes | null][]> {
+): Promise<[GateState, WindowTimes, WindowTimes | null, number][]> {
+  const spans = new Map(blockFigures(ops, layout).map((b) => [b.block, b.spanMs]));
   const ran = gates.flatMap((g) => {
     const fwd = windowTimes(ops, g.window, "fwd");
     return fwd ? [[g, fwd, windowTimes(ops, g.window, "bwd")] as const] : [];
   });
   const flat = (t: WindowTimes) => [...t.backbone, t.dispatchMs, t.expertMs, t.combineMs];
-  const local = ran.flatMap(([, fwd, bwd]) => [...flat(fwd), ...(bwd ? flat(bwd) : [])]);
+  const local = ran.flatMap(([g, fwd, bwd]) => [
+    spans.get(g.window.block) ?? 0,
+    ...flat(fwd),
+    ...(bwd ? flat(bwd) : []),
+  ]);
   const mean = await comm.allreduce(Float32Array.from(local), "mean", { tag });
   let at = 0;
   const read = (n: number): WindowTimes => {
@@ -266,7 +332,8 @@ async function groupTimes(
   };
   return ran.map(([g, , bwd]) => {
     const n = g.window.ops.length;
-    return [g, read(n), bwd ? read(n) : null];
+    const spanMs = mean[at++];
+    return [g, read(n), bwd ? read(n) : null, spanMs];
   });
 }
 

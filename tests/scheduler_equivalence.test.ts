@@ -26,7 +26,7 @@ import {
   gateWindows,
   scheduleProgram,
 } from "../models/schedule.ts";
-import { OverlapScheduler, type ScheduleOptions } from "../models/scheduler.ts";
+import { CHUNK_TRIAL_STEPS, OverlapScheduler, type ScheduleOptions } from "../models/scheduler.ts";
 import type { TimedOp } from "../models/overlap_report.ts";
 
 const TINY: Partial<ModelConfig> = {
@@ -225,11 +225,84 @@ Deno.test("scheduler: the backward slot is planned on the backward's own times",
     op(`${g}.dispatch`, "comm", "bwd", 1),
   ];
   ok(layout.blockOf.size > 0);
-  const lines = await scheduler.observe(ops, comm, "t");
+  const lines = await scheduler.observe(ops, layout, comm, "t");
   const plan = scheduler.plan(buildProgram(cfg, true));
   equal(plan.slots[g], 3, lines.join("\n"));
   equal(plan.backwardSlots[g], 3, lines.join("\n"));
   ok(lines.some((l) => l.includes("expert backward in slot 3")));
+});
+
+/**
+ * One step's timed ops of a Pos-2 block whose all-to-alls (30 ms each) are
+ * longer than its window (15 ms), so the pipeline model asks for chunks; the
+ * block's forward span is `spanMs`.
+ */
+function longCommStep(g: string, spanMs: number): TimedOp[] {
+  const at = (name: string, kind: TimedOp["kind"], startMs: number, endMs: number): TimedOp => ({
+    name,
+    kind,
+    phase: "fwd",
+    startMs,
+    endMs,
+  });
+  return [
+    at(`${g}.route`, "op", 0, 1),
+    at(`${g}.dispatch`, "comm", 1, 31),
+    at("blocks.0.mlp", "op", 1, 6),
+    at("blocks.1.attn", "op", 6, 11),
+    at("blocks.1.moe.shared", "op", 11, 16),
+    at(`${g}.experts`, "op", 31, 33),
+    at(`${g}.combine`, "comm", 33, 63),
+    at("blocks.1.moe.output", "op", spanMs - 1, spanMs),
+  ];
+}
+
+Deno.test("scheduler: a modelled chunk count stays only if its measured block time beats one chunk", async () => {
+  const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
+  const g = "blocks.1.moe.gate";
+  const serial = buildProgram(cfg, false);
+  /**
+   * Runs profile and trial on 2 ranks; `spans[r](chunks)` is rank r's block
+   * span for a step run with that many chunks. Returns the chunk count each
+   * rank plans after the trial, the count the model asked for, and the log.
+   */
+  const decide = async (spans: ((chunks: number) => number)[]) => {
+    const comms = createMemoryGroup(2);
+    const schedulers = comms.map(() =>
+      new OverlapScheduler(cfg, { slot: 3, planner: { warmupSteps: 1 } })
+    );
+    const lines: string[] = [];
+    const step = async () => {
+      const plans = schedulers.map((s) => s.plan(serial));
+      const got = await Promise.all(
+        schedulers.map((s, r) =>
+          s.observe(longCommStep(g, spans[r](plans[r].chunks[g])), plans[r].layout, comms[r], "t")
+        ),
+      );
+      lines.push(...got[0]);
+      return plans.map((p) => p.chunks[g]);
+    };
+    deepEqual(await step(), [1, 1], "profiled with one chunk");
+    const [modelled] = await step();
+    ok(modelled > 1, lines.join("\n"));
+    for (let i = 1; i < 2 * CHUNK_TRIAL_STEPS; i++) await step();
+    const after = schedulers.map((s) => s.plan(serial).chunks[g]);
+    await Promise.all(comms.map((c) => c.close()));
+    return { after, modelled, log: lines.join("\n") };
+  };
+  const slower = await decide([(c) => (c > 1 ? 80 : 50), (c) => (c > 1 ? 80 : 50)]);
+  deepEqual(slower.after, [1, 1], slower.log);
+  ok(slower.log.includes(`${slower.modelled} chunk(s) modelled`), slower.log);
+  ok(
+    slower.log.includes(
+      `1 chunk(s): measured block time ${slower.modelled} chunk(s) 80.00 ms, 1 chunk(s) 50.00 ms`,
+    ),
+    slower.log,
+  );
+  // The group mean decides, so both ranks pipeline alike: (80 + 10) / 2 < 50.
+  const faster = await decide([(c) => (c > 1 ? 80 : 50), (c) => (c > 1 ? 10 : 50)]);
+  deepEqual(faster.after, [faster.modelled, faster.modelled], faster.log);
+  ok(faster.log.includes(`${faster.modelled} chunk(s): measured block time`), faster.log);
 });
 
 Deno.test("scheduler: top2 pipelining keeps a valid order: d0 d1 e0 c0 d2 e1 c1 e2 c2", () => {
