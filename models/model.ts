@@ -369,8 +369,8 @@ function scheduledRun(
     backward: planned.backward,
   });
   const report = async (stepMs: number): Promise<OverlapReport> => {
-    const decisions = await scheduler.observe(record, planned.layout, comm, runTag("plan"));
     const blocks = blockFigures(record, planned.layout);
+    const decisions = await scheduler.observe(record, blocks, comm, runTag("plan"));
     return {
       ...sumFigures(blocks),
       blocks,

@@ -22,7 +22,7 @@ import {
   SlotPlanner,
   type WindowTimes,
 } from "./overlap_strategy.ts";
-import { blockFigures, type BlockLayout, type TimedOp } from "./overlap_report.ts";
+import type { BlockLayout, BlockOverlap, TimedOp } from "./overlap_report.ts";
 import { pipelineGate, type Step } from "./program.ts";
 import {
   backwardOrder,
@@ -183,14 +183,15 @@ export class OverlapScheduler {
   }
 
   /**
-   * Learns from one step's timed ops; returns the decisions made (each also
+   * Learns from one step's timed ops and its blocks' figures (`blockFigures`
+   * of the same ops); returns the decisions made (each also
    * sent to `log`). Every rank must call it after the same steps: the chunk
    * count is decided on times averaged over the group, so that all ranks
    * pipeline alike.
    */
   async observe(
     ops: TimedOp[],
-    layout: BlockLayout,
+    blocks: BlockOverlap[],
     comm: Communicator,
     tag: string,
   ): Promise<string[]> {
@@ -199,7 +200,7 @@ export class OverlapScheduler {
     const lines: string[] = [];
     const deciding: GateState[] = [];
     const gates = [...this.#gates.values()];
-    for (const [g, fwd, bwd, spanMs] of await groupTimes(ops, layout, gates, comm, tag)) {
+    for (const [g, fwd, bwd, spanMs] of await groupTimes(ops, blocks, gates, comm, tag)) {
       const plan = g.window.ops.length > 0;
       if (plan && this.#autoSlot) {
         const choice = g.planner.observe(fwd);
@@ -308,12 +309,12 @@ export class OverlapScheduler {
  */
 async function groupTimes(
   ops: TimedOp[],
-  layout: BlockLayout,
+  blocks: BlockOverlap[],
   gates: GateState[],
   comm: Communicator,
   tag: string,
 ): Promise<[GateState, WindowTimes, WindowTimes | null, number][]> {
-  const spans = new Map(blockFigures(ops, layout).map((b) => [b.block, b.spanMs]));
+  const spans = new Map(blocks.map((b) => [b.block, b.spanMs]));
   const ran = gates.flatMap((g) => {
     const fwd = windowTimes(ops, g.window, "fwd");
     return fwd ? [[g, fwd, windowTimes(ops, g.window, "bwd")] as const] : [];

@@ -27,7 +27,7 @@ import {
   scheduleProgram,
 } from "../models/schedule.ts";
 import { CHUNK_TRIAL_STEPS, OverlapScheduler, type ScheduleOptions } from "../models/scheduler.ts";
-import type { TimedOp } from "../models/overlap_report.ts";
+import { blockFigures, type TimedOp } from "../models/overlap_report.ts";
 
 const TINY: Partial<ModelConfig> = {
   ...TINY_MODEL,
@@ -225,7 +225,7 @@ Deno.test("scheduler: the backward slot is planned on the backward's own times",
     op(`${g}.dispatch`, "comm", "bwd", 1),
   ];
   ok(layout.blockOf.size > 0);
-  const lines = await scheduler.observe(ops, layout, comm, "t");
+  const lines = await scheduler.observe(ops, blockFigures(ops, layout), comm, "t");
   const plan = scheduler.plan(buildProgram(cfg, true));
   equal(plan.slots[g], 3, lines.join("\n"));
   equal(plan.backwardSlots[g], 3, lines.join("\n"));
@@ -275,9 +275,10 @@ Deno.test("scheduler: a modelled chunk count stays only if its measured block ti
     const step = async () => {
       const plans = schedulers.map((s) => s.plan(serial));
       const got = await Promise.all(
-        schedulers.map((s, r) =>
-          s.observe(longCommStep(g, spans[r](plans[r].chunks[g])), plans[r].layout, comms[r], "t")
-        ),
+        schedulers.map((s, r) => {
+          const ops = longCommStep(g, spans[r](plans[r].chunks[g]));
+          return s.observe(ops, blockFigures(ops, plans[r].layout), comms[r], "t");
+        }),
       );
       lines.push(...got[0]);
       return plans.map((p) => p.chunks[g]);
