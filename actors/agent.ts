@@ -8,6 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats, credentialsToEnv, type NatsCredentials, nodeSubject } from "./bus_nats.ts";
 import { Chunker, decode, encode } from "./codec.ts";
 import type { DeviceSpec } from "./protocol.ts";
+import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 
 /** Subject on which every agent answers discovery requests. */
 export const DISCOVER_SUBJECT = "scmoe.agents.discover";
@@ -123,6 +124,7 @@ export class Agent {
       args: [
         "run",
         "-A",
+        V8_HEAP_FLAG,
         PROCESS_MAIN.pathname,
         `--job=${req.jobId}`,
         `--actor=${req.actorId}`,

@@ -10,6 +10,7 @@
  */
 import { createShapedHosts, setLink, type ShapedHosts } from "../collectives/netns.ts";
 import type { DriverReport } from "./multihost_driver.ts";
+import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const AGENT_MAIN = `${ROOT}actors/agent_main.ts`;
@@ -221,7 +222,7 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
 
     // A host agent in each of namespaces 1 and 2, on its own (or the only) server.
     const env = { SCMOE_NATS_TOKEN: token };
-    const deno = [Deno.execPath(), "run", "-A", `--config=${ROOT}deno.json`];
+    const deno = [Deno.execPath(), "run", "-A", V8_HEAP_FLAG, `--config=${ROOT}deno.json`];
     const agentProcs = [1, 2].map((h) =>
       start(h, [...deno, AGENT_MAIN, "--nats", urlOf(serverOf(h))], env)
     );

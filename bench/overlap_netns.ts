@@ -28,6 +28,7 @@ import { type NatsServer, startNatsServer } from "../actors/nats_server.ts";
 import { credentialsToEnv } from "../collectives/nats_connect.ts";
 import { createShapedHosts, type ShapedHosts } from "../collectives/netns.ts";
 import type { NatsGroupSpec } from "../collectives/types.ts";
+import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 import type { CaseResult, OverlapCase, RanksOptions } from "./overlap.ts";
 
 /** Port of the expert-parallel nats-server, whose traffic is shaped. */
@@ -102,7 +103,15 @@ async function runProcesses(
   const files = requests.map((_, r) => [`${dir}/${run}-${r}.req`, `${dir}/${run}-${r}.out`]);
   await Promise.all(requests.map((req, r) => Deno.writeFile(files[r][0], serialize(req))));
   const children = requests.map((_, r) =>
-    net.command(r, [Deno.execPath(), "run", "-A", `--config=${CONFIG}`, RANK_MAIN, ...files[r]], {
+    net.command(r, [
+      Deno.execPath(),
+      "run",
+      "-A",
+      V8_HEAP_FLAG,
+      `--config=${CONFIG}`,
+      RANK_MAIN,
+      ...files[r],
+    ], {
       env,
       stdin: "null",
       stdout: "null",
