@@ -16,9 +16,8 @@
  * case, the MoE block's `hidden_fraction`, `eta`, `comm_ms`, `compute_ms`
  * and `window_ms` of a training step (forward and backward), medians over
  * the measured steps and both ranks. Communication counts transfer only:
- * from the moment the last rank issued an all-to-all to the moment the last
- * rank completed it
- * (`transferFigures`); the `*_with_skew` figures count it from this rank's
+ * from the moment the last rank issued an all-to-all to the moment this
+ * rank completed it (`transferFigures`); the `*_with_skew` figures count it from this rank's
  * issue, so they include waiting for the slower rank. With `--out DIR` it
  * also writes a Chrome trace and an SVG timeline of one step per case.
  *
@@ -213,7 +212,7 @@ export function figure(
 /**
  * Per rank, step `step`'s MoE-block figures with communication counted as
  * transfer only: from the moment the last rank issued each all-to-all to
- * the moment the last rank completed it (see `alignCollectives`); the step
+ * the moment this rank completed it (see `alignCollectives`); the step
  * must have kept its timed ops.
  */
 export function transferFigures(perRank: CaseResult[], step: number): BlockFigures[] {

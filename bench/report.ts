@@ -157,8 +157,8 @@ export async function runReportBench(args: string[]): Promise<void> {
     `link while its own top-2 share misses the target by more than ±${SHARE_TOLERANCE} (at ` +
     "most 3 runs; the closest is reported, with the share measured in it). " +
     "Communication is counted as transfer: from the moment the last rank issued an all-to-all " +
-    "to the moment the last rank completed it (a wait for the slower rank to issue is skew, " +
-    "not communication). " +
+    "to the moment this rank completed it (a wait for the slower rank to issue is skew, " +
+    "not communication; compute after this rank's own completion hides nothing). " +
     "The dense-gradient all-reduce is bucketed per block and issued during the backward (DDP " +
     "style); it runs over a second, unshaped group of the same ranks, because this miniature " +
     "has far more dense parameters per routed token than the paper's models (see " +

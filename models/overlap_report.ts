@@ -168,33 +168,33 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
 
 /**
  * The same runs of every rank (`ranks[r]`: rank r's timed ops of one step),
- * with each collective timed as one transfer on every rank: from the moment
- * the last rank issued it (before that, a rank waits for a slower rank: skew,
- * not communication) to the moment the last rank completed it. A wait on it
- * then counts as exposed only from its start on.
+ * with each collective timed as transfer only: from the moment the last rank
+ * issued it (before that, a rank waits for a slower rank: skew, not
+ * communication) to the moment this rank completed it (what it waits for
+ * has then arrived; a later completion on another rank is that rank's, and
+ * this rank computes meanwhile). A wait on it then counts as exposed only
+ * from its start on.
  *
  * @example
  * ```ts
  * import { alignCollectives } from "./overlap_report.ts";
  * const comm = (startMs: number, endMs: number) =>
  *   ({ name: "x", kind: "comm" as const, phase: "fwd" as const, startMs, endMs });
- * alignCollectives([[comm(1, 9)], [comm(4, 5)]])[1][0]; // starts at 4, ends at 9
+ * alignCollectives([[comm(1, 9)], [comm(4, 5)]])[0][0]; // starts at 4, ends at 9
  * ```
  */
 export function alignCollectives(ranks: TimedOp[][]): TimedOp[][] {
   const key = (o: TimedOp) => `${o.phase} ${o.name}`;
-  const span = new Map<string, [number, number]>();
+  const lastIssue = new Map<string, number>();
   for (const o of ranks.flat()) {
-    if (o.kind !== "comm") continue;
-    const [s, e] = span.get(key(o)) ?? [-Infinity, -Infinity];
-    span.set(key(o), [Math.max(s, o.startMs), Math.max(e, o.endMs)]);
+    if (o.kind === "comm") {
+      lastIssue.set(key(o), Math.max(lastIssue.get(key(o)) ?? -Infinity, o.startMs));
+    }
   }
   return ranks.map((ops) =>
-    ops.map((o) => {
-      if (o.kind !== "comm") return o;
-      const [startMs, endMs] = span.get(key(o))!;
-      return { ...o, startMs, endMs };
-    })
+    ops.map((o) =>
+      o.kind === "comm" ? { ...o, startMs: Math.min(lastIssue.get(key(o))!, o.endMs) } : o
+    )
   );
 }
 

@@ -1,6 +1,6 @@
 /**
  * The overlap figures with communication counted as transfer: a collective
- * runs from the last rank's issue to the last rank's completion, and a wait
+ * runs from the last rank's issue to this rank's completion, and a wait
  * counts as exposed only from its start on (before, it is skew: waiting for
  * the slower rank to issue).
  */
@@ -20,13 +20,13 @@ const layout = {
   windowOps: new Map([[1, new Set(["w"])]]),
 };
 
-Deno.test("alignCollectives: a collective runs from the last issue to the last completion", () => {
+Deno.test("alignCollectives: a collective runs from the last issue to this rank's completion", () => {
   const ranks = [
     [op("x", "comm", 0, 10), op("w", "op", 0, 4)],
     [op("x", "comm", 6, 7), op("w", "op", 0, 6)],
   ];
   const aligned = alignCollectives(ranks);
-  deepEqual(aligned.map((ops) => [ops[0].startMs, ops[0].endMs]), [[6, 10], [6, 10]]);
+  deepEqual(aligned.map((ops) => [ops[0].startMs, ops[0].endMs]), [[6, 10], [6, 7]]);
   deepEqual(aligned[0][1], ranks[0][1], "compute ops stay as they are");
 });
 
@@ -41,4 +41,15 @@ Deno.test("blockFigures: a wait before the transfer began is skew, not exposed c
   const [issued] = blockFigures([ops[0], op("x", "comm", 0, 10), ops[2]], layout);
   equal(issued.exposedMs, 6);
   equal(issued.hiddenFraction, 0.4);
+});
+
+Deno.test("blockFigures on aligned ops: serial exchanges hide nothing, whichever rank completes first", () => {
+  // Each rank waits for its all-to-all, then runs its experts `e`; rank 0's part arrives first.
+  const ranks = [
+    [op("w", "op", 0, 4), op("x", "comm", 4, 7), op("x", "wait", 4, 7), op("e", "op", 7, 12)],
+    [op("w", "op", 0, 5), op("x", "comm", 5, 10), op("x", "wait", 5, 10), op("e", "op", 10, 15)],
+  ];
+  const withExperts = { ...layout, blockOf: new Map([...layout.blockOf, ["e", 1]]) };
+  const figures = alignCollectives(ranks).map((ops) => blockFigures(ops, withExperts)[0]);
+  deepEqual(figures.map((b) => [b.commMs, b.exposedMs, b.hiddenFraction]), [[2, 2, 0], [5, 5, 0]]);
 });
