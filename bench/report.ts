@@ -168,7 +168,10 @@ export async function runReportBench(args: string[]): Promise<void> {
     "(training: forward, backward, gradient all-reduce; inference: forward only). " +
     "Speed-up = top-2 step time / variant step time. Bound = top-2 step time / (variant step " +
     "time with its MoE block at max(compute, communication)). Hidden = 1 - exposed / total " +
-    "communication of the MoE block.",
+    "communication of the MoE block, exposed being the compute thread's waits while an " +
+    "all-to-all was in flight; a wait that goes on after the all-to-all completed, until the " +
+    "comm thread's result reaches the compute thread, is hand-off (`handoff_ms` rows, and in " +
+    "the step time), not communication.",
     "",
   ];
   /** What the report says of a target share no link reaches here. */

@@ -35,13 +35,16 @@ export function whyShort(value: RowValue, scenario: string, targets: number[]): 
     const [compute, compute2] = both(`${pre}block_compute_ms`);
     const [comm, comm2] = both(`${pre}block_comm_ms`);
     const [exposed, exposed2] = both(`${pre}exposed_ms`);
+    const [handoff, handoff2] = both(`${pre}handoff_ms`);
     const [wait, wait2] = kind === "train" ? both("allreduce_wait_ms") : [0, 0];
-    const rest = step - compute - exposed - wait, rest2 = step2 - compute2 - exposed2 - wait2;
+    const rest = step - compute - exposed - handoff - wait,
+      rest2 = step2 - compute2 - exposed2 - handoff2 - wait2;
     const bound = value(pos2, `${kind}_speedup_bound`);
     const pair = (a: number, b: number) => `${formatFigure(a)} vs ${formatFigure(b)} ms`;
     const parts = [
       `MoE block compute ${pair(compute, compute2)}`,
       `its communication ${pair(comm, comm2)}, of which exposed ${pair(exposed, exposed2)}`,
+      `hand-off of results to the compute thread ${pair(handoff, handoff2)}`,
       ...(kind === "train" ? [`dense-gradient all-reduce wait ${pair(wait, wait2)}`] : []),
       `the rest of the step (dense block, embedding, head${
         kind === "train" ? ", backward bookkeeping" : ""

@@ -29,8 +29,8 @@ export interface StepOverlap {
 
 /** The summable part of figures. */
 function measured(f: Measured): Measured {
-  const { computeMs, commMs, exposedMs, spanMs, windowMs, boundMs } = f;
-  return { computeMs, commMs, exposedMs, spanMs, windowMs, boundMs };
+  const { computeMs, commMs, exposedMs, handoffMs, spanMs, windowMs, boundMs } = f;
+  return { computeMs, commMs, exposedMs, handoffMs, spanMs, windowMs, boundMs };
 }
 
 /** A rank's {@linkcode StepOverlap} from its step's report; `ops` kept when `traced`. */
@@ -49,6 +49,7 @@ function fields(parts: Measured[], n: number) {
     compute_ms: f.computeMs / n,
     comm_ms: f.commMs / n,
     exposed_ms: f.exposedMs / n,
+    handoff_ms: f.handoffMs / n,
     hidden_fraction: f.hiddenFraction ?? NaN,
     eta: f.eta ?? NaN,
   };
@@ -56,7 +57,7 @@ function fields(parts: Measured[], n: number) {
 
 /**
  * The `metrics.jsonl` fields of one step from every rank's overlap:
- * `compute_ms`, `comm_ms`, `exposed_ms` (per-rank means), `hidden_fraction`
+ * `compute_ms`, `comm_ms`, `exposed_ms`, `handoff_ms` (per-rank means), `hidden_fraction`
  * (1 - exposed / comm) and `eta` (against max(compute, comm)) pooled over
  * the ranks, and the same per MoE block in `moe_blocks`. Empty without MoE
  * communication (one rank, or a dense model).
@@ -64,7 +65,9 @@ function fields(parts: Measured[], n: number) {
  * @example
  * ```ts
  * import { overlapFields } from "./overlap_metrics.ts";
- * const total = { computeMs: 10, commMs: 4, exposedMs: 1, spanMs: 11, windowMs: 6, boundMs: 10 };
+ * const total = {
+ *   computeMs: 10, commMs: 4, exposedMs: 1, handoffMs: 0, spanMs: 11, windowMs: 6, boundMs: 10,
+ * };
  * overlapFields([{ total, blocks: [{ block: 1, ...total }] }]).hidden_fraction; // 0.75
  * ```
  */

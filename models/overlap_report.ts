@@ -6,8 +6,11 @@
  * - `computeMs`: the block's compute ops (window backbone, gate, experts, output)
  * - `commMs`: its all-to-alls in flight (issue to completion on the comm
  *   thread; time with several in flight, as pipelined chunks, counts once)
- * - `exposedMs`: time the compute thread waited on one of them, from the
- *   collective's start on (see {@linkcode alignCollectives} for what start means)
+ * - `exposedMs`: time the compute thread waited on one of them while it was in
+ *   flight (see {@linkcode alignCollectives} for when that starts)
+ * - `handoffMs`: time the compute thread went on waiting after one completed
+ *   on the comm thread, until the result reached it (thread hand-off, not
+ *   communication: in neither `commMs` nor `exposedMs`)
  * - `spanMs`: measured block time (first op start to last op end)
  * - `hiddenFraction = 1 - exposed / comm`
  * - `eta = (T_ser - T_meas) / (T_ser - T_bound)` with `T_ser = compute + comm`
@@ -42,8 +45,10 @@ export interface Measured {
   computeMs: number;
   /** All-to-alls of the block in flight, issue to completion. */
   commMs: number;
-  /** Compute-thread time spent waiting on them. */
+  /** Compute-thread time spent waiting on them while in flight. */
   exposedMs: number;
+  /** Compute-thread time spent waiting on them after they completed (result hand-off). */
+  handoffMs: number;
   /** Measured block time. */
   spanMs: number;
   /** The overlap window's backbone ops. */
@@ -84,6 +89,7 @@ export function sumFigures(parts: Measured[]): OverlapFigures {
     computeMs: 0,
     commMs: 0,
     exposedMs: 0,
+    handoffMs: 0,
     spanMs: 0,
     windowMs: 0,
     boundMs: 0,
@@ -138,15 +144,19 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
       const computeMs = total("op");
       const comms = mine.filter((o) => o.kind === "comm");
       const commMs = unionMs(comms);
-      const startOf = new Map(comms.map((o) => [o.name, o.startMs]));
-      const exposedMs = mine.filter((o) => o.kind === "wait").reduce(
-        (s, o) => s + Math.max(0, o.endMs - Math.max(o.startMs, startOf.get(o.name) ?? -Infinity)),
-        0,
-      );
+      const commOf = new Map(comms.map((o) => [o.name, o]));
+      let exposedMs = 0, handoffMs = 0;
+      for (const w of mine.filter((o) => o.kind === "wait")) {
+        const c = commOf.get(w.name);
+        const [start, end] = c ? [c.startMs, c.endMs] : [-Infinity, Infinity];
+        exposedMs += Math.max(0, Math.min(w.endMs, end) - Math.max(w.startMs, start));
+        handoffMs += Math.max(0, w.endMs - Math.max(w.startMs, end));
+      }
       return sumFigures([{
         computeMs,
         commMs,
         exposedMs,
+        handoffMs,
         spanMs: thread.length
           ? Math.max(...thread.map((o) => o.endMs)) - Math.min(...thread.map((o) => o.startMs))
           : 0,

@@ -134,6 +134,8 @@ Deno.test("report: why Pos-2 falls short, from the figures, by hand", () => {
     "s/top2 block_comm_ms": 40,
     "s/scmoe-pos2 exposed_ms": 10,
     "s/top2 exposed_ms": 38,
+    "s/scmoe-pos2 handoff_ms": 2,
+    "s/top2 handoff_ms": 1,
     "s/scmoe-pos2 allreduce_wait_ms": 5,
     "s/top2 allreduce_wait_ms": 7,
     "s/scmoe-pos2 infer_speedup": 2,
@@ -144,11 +146,12 @@ Deno.test("report: why Pos-2 falls short, from the figures, by hand", () => {
   const train = lines[2];
   ok(train.startsWith("- Training: Pos-2 1.2x vs 1.43x. Step 100 vs 120 ms"), train);
   ok(train.includes("exposed 10 vs 38 ms"), train);
+  ok(train.includes("hand-off of results to the compute thread 2 vs 1 ms"), train);
   ok(train.includes("all-reduce wait 5 vs 7 ms"), train);
-  // The rest: 100 - 50 - 10 - 5 = 35 ms; 120 - 45 - 38 - 7 = 30 ms.
+  // The rest: 100 - 50 - 10 - 2 - 5 = 33 ms; 120 - 45 - 38 - 1 - 7 = 29 ms.
   ok(
     train.includes(
-      "the rest of the step (dense block, embedding, head, backward bookkeeping) 35 vs 30 ms",
+      "the rest of the step (dense block, embedding, head, backward bookkeeping) 33 vs 29 ms",
     ),
     train,
   );

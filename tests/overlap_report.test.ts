@@ -1,8 +1,9 @@
 /**
  * The overlap figures with communication counted as transfer: a collective
  * runs from the last rank's issue to this rank's completion, and a wait
- * counts as exposed only from its start on (before, it is skew: waiting for
- * the slower rank to issue).
+ * counts as exposed only while it runs (before, it is skew: waiting for the
+ * slower rank to issue; after, it is the result's hand-off to the compute
+ * thread).
  */
 import { deepEqual, equal } from "node:assert/strict";
 import { alignCollectives, blockFigures, type TimedOp } from "../models/overlap_report.ts";
@@ -36,6 +37,7 @@ Deno.test("blockFigures: a wait before the transfer began is skew, not exposed c
   const [b] = blockFigures(ops, layout);
   equal(b.commMs, 4);
   equal(b.exposedMs, 4);
+  equal(b.handoffMs, 0);
   equal(b.hiddenFraction, 0);
   // Unaligned (issued at 0), the same wait is all exposed, of 10 ms in flight.
   const [issued] = blockFigures([ops[0], op("x", "comm", 0, 10), ops[2]], layout);
@@ -45,11 +47,20 @@ Deno.test("blockFigures: a wait before the transfer began is skew, not exposed c
 
 Deno.test("blockFigures on aligned ops: serial exchanges hide nothing, whichever rank completes first", () => {
   // Each rank waits for its all-to-all, then runs its experts `e`; rank 0's part arrives first.
+  // Each result reaches the compute thread 0.5 ms after the comm thread completed: hand-off.
   const ranks = [
-    [op("w", "op", 0, 4), op("x", "comm", 4, 7), op("x", "wait", 4, 7), op("e", "op", 7, 12)],
-    [op("w", "op", 0, 5), op("x", "comm", 5, 10), op("x", "wait", 5, 10), op("e", "op", 10, 15)],
+    [op("w", "op", 0, 4), op("x", "comm", 4, 7), op("x", "wait", 4, 7.5), op("e", "op", 7.5, 12)],
+    [
+      op("w", "op", 0, 5),
+      op("x", "comm", 5, 10),
+      op("x", "wait", 5, 10.5),
+      op("e", "op", 10.5, 15),
+    ],
   ];
   const withExperts = { ...layout, blockOf: new Map([...layout.blockOf, ["e", 1]]) };
   const figures = alignCollectives(ranks).map((ops) => blockFigures(ops, withExperts)[0]);
-  deepEqual(figures.map((b) => [b.commMs, b.exposedMs, b.hiddenFraction]), [[2, 2, 0], [5, 5, 0]]);
+  deepEqual(
+    figures.map((b) => [b.commMs, b.exposedMs, b.handoffMs, b.hiddenFraction]),
+    [[2, 2, 0.5, 0], [5, 5, 0.5, 0]],
+  );
 });
