@@ -428,7 +428,8 @@ export async function main(args: string[]): Promise<number> {
     if (summary.overlap) {
       console.log(
         `MoE communication hidden ${summary.overlap.hiddenFraction.toFixed(2)}, ` +
-          `eta ${summary.overlap.eta.toFixed(2)} (medians over steps)`,
+          `eta ${summary.overlap.eta.toFixed(2)}, results handed to the compute thread ` +
+          `${summary.overlap.handoffMs.toFixed(1)} ms after arrival per step (medians over steps)`,
       );
     }
     console.log(

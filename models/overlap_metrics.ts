@@ -91,12 +91,14 @@ function finiteMedian(values: number[]): number {
   return finite.length === 0 ? NaN : median(finite);
 }
 
-/** A run's overlap: medians over its steps' `hidden_fraction` and `eta`. */
+/** A run's overlap: medians over its steps' `hidden_fraction`, `eta` and `handoff_ms`. */
 export interface OverlapSummary {
   /** Median hidden fraction. */
   hiddenFraction: number;
   /** Median eta. */
   eta: number;
+  /** Median hand-off of results to the compute thread per rank and step, in ms. */
+  handoffMs: number;
 }
 
 /**
@@ -110,5 +112,6 @@ export function overlapSummary(records: Record<string, unknown>[]): OverlapSumma
   return {
     hiddenFraction: finiteMedian(steps.map((r) => r.hidden_fraction as number)),
     eta: finiteMedian(steps.map((r) => r.eta as number)),
+    handoffMs: finiteMedian(steps.map((r) => r.handoff_ms as number)),
   };
 }

@@ -52,7 +52,15 @@ Deno.test("overlap fields: pooled over ranks, per block, times as per-rank means
 Deno.test("overlap fields: none without MoE communication; summary leaves out the first step", () => {
   assert.deepEqual(overlapFields([undefined, undefined]), {});
   assert.deepEqual(overlapFields([rank(block(1, 10, 0, 0))]), {});
-  const steps = [0.1, 0.9, 0.7, 0.8].map((h) => ({ hidden_fraction: h, eta: h / 2 }));
-  assert.deepEqual(overlapSummary([...steps, { loss: 1 }]), { hiddenFraction: 0.8, eta: 0.4 });
+  const steps = [0.1, 0.9, 0.7, 0.8].map((h) => ({
+    hidden_fraction: h,
+    eta: h / 2,
+    handoff_ms: h * 10,
+  }));
+  assert.deepEqual(overlapSummary([...steps, { loss: 1 }]), {
+    hiddenFraction: 0.8,
+    eta: 0.4,
+    handoffMs: 8,
+  });
   assert.equal(overlapSummary([{ loss: 1 }]), null);
 });

@@ -35,7 +35,10 @@ Deno.test("train: a small run writes metrics, checkpoints and the perplexity; --
     const a = `${tmp}/a`;
     const run = await trainCli([...SMALL, "--ckpt-every", "2", "--trace-steps", "3", "--out", a]);
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^MoE communication hidden -?\d\.\d\d, eta -?\d\.\d\d \(medians/m);
+    assert.match(
+      run.stdout,
+      /^MoE communication hidden -?\d\.\d\d, eta -?\d\.\d\d, results handed to the compute thread \d+\.\d ms after arrival per step \(medians/m,
+    );
     assert.match(run.stdout, new RegExp(`, trace ${a}/trace\\.json$`, "m"));
     assert.match(run.stdout, /^validation loss \d+\.\d{4}, perplexity \d+\.\d{2} after 4 steps/m);
     assert.match(
