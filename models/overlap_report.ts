@@ -183,7 +183,7 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
  * communication) to the moment this rank completed it (what it waits for
  * has then arrived; a later completion on another rank is that rank's, and
  * this rank computes meanwhile). A wait on it then counts as exposed only
- * from its start on.
+ * between its start and end (see {@linkcode blockFigures}).
  *
  * @example
  * ```ts
