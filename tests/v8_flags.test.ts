@@ -34,7 +34,7 @@ async function markCompacts(flags: string[]): Promise<number> {
 
 Deno.test("v8 flags: the tasks that start the runtime pass the heap flag", async () => {
   const { tasks } = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  for (const task of ["train", "bench", "agent"]) {
+  for (const task of ["train", "generate", "bench", "agent", "test"]) {
     assert.ok(tasks[task].includes(` ${V8_HEAP_FLAG} `), `task ${task}: ${tasks[task]}`);
   }
 });
