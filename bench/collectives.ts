@@ -5,7 +5,9 @@
  * single-stream NATS publish/subscribe measured in the same run: a long
  * stream for context, and after each unshaped NATS all-to-all a stream of the
  * same bytes, so `pct_of_plain_pubsub` is the median of call-by-call ratios
- * taken under the same load (the machine is shared). Every rank
+ * taken under the same load (the machine is shared). After the plain stream
+ * the same exchange runs on bare nats.js connections in Workers (`raw_nats.ts`),
+ * and `pct_of_raw_nats` is what the transport and engine cost over the client. Every rank
  * runs on its own communication Worker; a nats rank has its own connection,
  * and all nats traffic crosses one nats-server (the bound of every nats figure).
  *
@@ -19,6 +21,7 @@ import { meshPorts } from "../collectives/local.ts";
 import type { Communicator, LinkModel } from "../collectives/types.ts";
 import { startNatsServer } from "../actors/nats_server.ts";
 import { median } from "./output.ts";
+import { type RawNatsGroup, startRawNatsGroup } from "./raw_nats.ts";
 
 const RANKS = 4;
 /**
@@ -89,21 +92,23 @@ async function runOp(
 /**
  * Times in ms of `reps` calls after a warm-up; inputs are made before the
  * clock starts. `paired`, when given, runs right after each call (outside its
- * clock) and its results come back too, so that a reference measured under
- * the same load as each call can be compared call by call.
+ * clock, once in the warm-up too) and its results come back, so that
+ * references measured under the same load as each call can be compared
+ * call by call.
  */
-async function timeOp(
+async function timeOp<T>(
   group: Communicator[],
   op: Op,
   bytes: number,
   reps: number,
-  paired?: () => Promise<number>,
-): Promise<{ ms: number[]; paired: number[] }> {
+  paired?: () => Promise<T>,
+): Promise<{ ms: number[]; paired: T[] }> {
   // A reduce-scatter's outputs are 1/n of its inputs: it gets fresh inputs, outside the clock.
   const next = (outputs: Float32Array[][]) =>
     op === "reducescatter" ? inputs(group.length, op, bytes) : outputs;
   let input = next(await runOp(group, op, inputs(group.length, op, bytes))); // warm-up
-  const out = { ms: [] as number[], paired: [] as number[] };
+  await paired?.();
+  const out = { ms: [] as number[], paired: [] as T[] };
   for (let i = 0; i < reps; i++) {
     await Promise.all(group.map((c) => c.barrier()));
     const t0 = performance.now();
@@ -191,7 +196,9 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
   };
 
   const server = await startNatsServer({ maxPayload: MAX_PAYLOAD, token: null });
+  let raw: RawNatsGroup | undefined;
   try {
+    raw = await startRawNatsGroup(server.url, RANKS);
     const streams = [];
     for (let i = 0; i < 3; i++) {
       streams.push(await plainPubSub(server.url, quick ? 64 << 20 : 256 << 20, 1 << 20));
@@ -214,7 +221,10 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
               bytes,
               reps,
               pairPlain
-                ? () => plainPubSub(server.url, crossing, Math.min(crossing, 1 << 20))
+                ? async () => ({
+                  plain: await plainPubSub(server.url, crossing, Math.min(crossing, 1 << 20)),
+                  rawMs: (await raw!.alltoall(bytes / RANKS)).ms,
+                })
                 : undefined,
             );
             const ms = median(t.ms);
@@ -229,10 +239,17 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
               emit(c, "busbw_pct_of_link", (busbw / (LINK.bandwidthBytesPerS / 1e6)) * 100, "%");
             }
             if (pairPlain) {
-              // Each call against a plain stream of the same bytes run right after it.
-              const pct = t.ms.map((m, i) => (crossing / m / 1e3 / t.paired[i]) * 100);
+              // Each call against a plain stream of the same bytes and the raw exchange run after it.
+              const pct = t.ms.map((m, i) => (crossing / m / 1e3 / t.paired[i].plain) * 100);
               emit(c, "pct_of_plain_pubsub", median(pct), "%");
-              emit(c, "plain_pubsub_mb_per_s", median(t.paired), "MB/s");
+              emit(c, "plain_pubsub_mb_per_s", median(t.paired.map((p) => p.plain)), "MB/s");
+              emit(c, "raw_nats_ms", median(t.paired.map((p) => p.rawMs)), "ms");
+              emit(
+                c,
+                "pct_of_raw_nats",
+                median(t.ms.map((m, i) => t.paired[i].rawMs / m * 100)),
+                "%",
+              );
             }
           }
         }
@@ -240,6 +257,7 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
       }
     }
   } finally {
+    await raw?.close();
     await server.stop();
   }
   if (!values.json) printTable(rows);
@@ -259,6 +277,8 @@ function printTable(rows: Row[]): void {
     "busbw_pct_of_link",
     "pct_of_plain_pubsub",
     "plain_pubsub_mb_per_s",
+    "raw_nats_ms",
+    "pct_of_raw_nats",
   ];
   console.log(
     `collectives, ${RANKS} ranks; shaped = link model ${
