@@ -90,8 +90,19 @@ async function runOp(
 }
 
 /**
- * Times in ms of `reps` calls after a warm-up; inputs are made before the
- * clock starts. `paired`, when given, runs right after each call (outside its
+ * Warm-up calls before each size is timed: up to this many, while they take
+ * less than {@linkcode WARMUP_MS} in all (nccl-tests' `-w`). The code of a
+ * collective runs slower until V8 has optimized it: a `local` all-to-all of
+ * 4 ranks took about 2 ms a call over its first 60 calls and 0.65–0.7 ms from
+ * the 100th on, at 1 KiB and at 8 MiB per peer alike.
+ */
+const WARMUP_CALLS = 20;
+/** Time limit of the warm-up calls of one size (at least one call runs). */
+const WARMUP_MS = 1000;
+
+/**
+ * Times in ms of `reps` calls after a warm-up ({@linkcode WARMUP_CALLS});
+ * inputs are made before the clock starts. `paired`, when given, runs right after each call (outside its
  * clock, once in the warm-up too) and its results come back, so that
  * references measured under the same load as each call can be compared
  * call by call.
@@ -106,7 +117,11 @@ async function timeOp<T>(
   // A reduce-scatter's outputs are 1/n of its inputs: it gets fresh inputs, outside the clock.
   const next = (outputs: Float32Array[][]) =>
     op === "reducescatter" ? inputs(group.length, op, bytes) : outputs;
-  let input = next(await runOp(group, op, inputs(group.length, op, bytes))); // warm-up
+  let input = inputs(group.length, op, bytes);
+  const warmupStart = performance.now();
+  for (let i = 0; i < WARMUP_CALLS && performance.now() - warmupStart < WARMUP_MS; i++) {
+    input = next(await runOp(group, op, input));
+  }
   await paired?.();
   const out = { ms: [] as number[], paired: [] as T[] };
   for (let i = 0; i < reps; i++) {
