@@ -239,6 +239,29 @@ export function transferFigure(
 }
 
 /**
+ * A figure of the group's exchange rather than of one rank: per step from
+ * `from` on, the largest over ranks of `pick` on {@linkcode transferFigures},
+ * then the median over steps. For the communication time this is the
+ * exchange's transfer, from the last issue to the last completion: a rank
+ * that issued late finds the early rank's bytes already on the wire, so its
+ * own transfer is shorter by the skew, while the step still waits for the
+ * whole exchange. Link calibrations use it, so that skew between ranks does
+ * not read as a faster link.
+ */
+export function exchangeFigure(
+  perRank: CaseResult[],
+  from: number,
+  pick: (f: BlockFigures) => number,
+): number {
+  const steps = perRank[0].reports.length;
+  const values = Array.from(
+    { length: steps - from },
+    (_, i) => Math.max(...transferFigures(perRank, from + i).map(pick)),
+  ).filter(Number.isFinite);
+  return values.length ? median(values) : NaN;
+}
+
+/**
  * The link on which communication of `bytes` in `calls` calls takes
  * `commMs`, of which `fixedMs` (measured unshaped) and each call's latency
  * are already spent; the bytes fill the rest (at least a tenth of it).
@@ -320,7 +343,7 @@ export async function runOverlapBench(args: string[]): Promise<void> {
   );
   const [top2Cal, pos2Cal] = [0, 1].map((i) => calibration.map((r) => r[i]));
   const unshaped = (cal: CaseResult[]) => ({
-    fixedMs: transferFigure(cal, calFrom, (f) => f.commMs),
+    fixedMs: exchangeFigure(cal, calFrom, (f) => f.commMs),
     bytes: blockBytes(cal[0].reports[calSteps - 1]),
     calls: 4,
   });
@@ -361,7 +384,7 @@ export async function runOverlapBench(args: string[]): Promise<void> {
     for (let round = 1; round <= 3; round++) {
       const results = (await runOnRanks([pos2], { link: windowLinks[i] })).map((r) => r[0]);
       const w = transferFigure(results, warmup, (f) => f.blocks[0].forward.windowMs);
-      const c = transferFigure(results, warmup, (f) => f.commMs);
+      const c = exchangeFigure(results, warmup, (f) => f.commMs);
       const got = c / 2 / w;
       log(
         `${windowCase(ratio)} run ${round}: link ${mbps(windowLinks[i])} -> ratio ${

@@ -153,10 +153,12 @@ export async function runReportBench(args: string[]): Promise<void> {
         `${formatFigure(unshapedShare(c))} of the block on any link`;
     }).join("; ") + "); each scenario's bandwidth is set, separately for training and for " +
     "inference, so that communication is the scenario's share of the serial top-2 MoE block " +
-    "(its all-to-alls only); the interleaved run of every variant is repeated on a corrected " +
+    "(its all-to-alls only, each step's taken as the exchange's transfer: from the last rank's " +
+    "issue to the last rank's completion, as the step waits for all of it); the interleaved " +
+    "run of every variant is repeated on a corrected " +
     `link while its own top-2 share misses the target by more than ±${SHARE_TOLERANCE} (at ` +
     "most 3 runs; the closest is reported, with the share measured in it). " +
-    "Communication is counted as transfer: from the moment the last rank issued an all-to-all " +
+    "Per rank, communication is counted as transfer: from the moment the last rank issued an all-to-all " +
     "to the moment this rank completed it (a wait for the slower rank to issue is skew, " +
     "not communication; compute after this rank's own completion hides nothing). " +
     "The dense-gradient all-reduce is bucketed per block and issued during the backward (DDP " +

@@ -38,6 +38,7 @@ import {
   type BlockFigures,
   type CaseResult,
   correctLink,
+  exchangeFigure,
   figure,
   LATENCY_S,
   linkForComm,
@@ -193,10 +194,14 @@ function boundStepMs(r: OverlapReport): number {
   return r.stepMs - r.spanMs + r.boundMs;
 }
 
-/** The top-2 block's communication share of `compute + comm`, transfer only (`transferFigure`). */
+/**
+ * The top-2 block's communication share of `compute + comm`: its compute
+ * per rank (`transferFigure`), its communication as the exchange's transfer
+ * (`exchangeFigure`).
+ */
 function measuredShare(results: CaseResult[], from: number) {
-  const pick = (key: "computeMs" | "commMs") => transferFigure(results, from, (f) => f[key]);
-  const computeMs = pick("computeMs"), commMs = pick("commMs");
+  const computeMs = transferFigure(results, from, (f) => f.computeMs);
+  const commMs = exchangeFigure(results, from, (f) => f.commMs);
   return { computeMs, commMs, share: commMs / (computeMs + commMs) };
 }
 
@@ -287,7 +292,7 @@ async function measureWith(
     const last = results[0].reports[calSteps - 1];
     return [k, {
       computeMs: figure(results, calFrom, (r) => r.computeMs),
-      fixedMs: transferFigure(results, calFrom, (f) => f.commMs),
+      fixedMs: exchangeFigure(results, calFrom, (f) => f.commMs),
       bytes: blockBytes(last),
       calls: last.ops!.filter((o) => o.kind === "comm" && o.name.includes(".moe.gate")).length,
     }];

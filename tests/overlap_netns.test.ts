@@ -8,11 +8,10 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import {
   blockBytes,
   type CaseResult,
+  exchangeFigure,
   type OverlapCase,
   runOnRanks,
-  transferFigures,
 } from "../bench/overlap.ts";
-import { median } from "../bench/output.ts";
 import { startShapedRanks } from "../bench/overlap_netns.ts";
 
 /** Serial top-2, a tiny model: about 62 kB sent by each rank in a training step's all-to-alls. */
@@ -41,17 +40,10 @@ const RATE = 6e5;
 /** Per rank, the case's results of a run. */
 const only = (perRank: CaseResult[][]) => perRank.map((r) => r[0]);
 
-/**
- * The all-to-alls' transfer time of a step (median over steps), and what the
- * link's rate makes of the bytes. A step's is its longest over ranks: each
- * rank's runs from the last issue to its own completion, and the rank that
- * issued last may find the early rank's bytes already on the wire.
- */
+/** The all-to-alls' transfer time of a step (`exchangeFigure`), and what the link's rate makes of the bytes. */
 function a2a(results: CaseResult[], rate: number) {
   const bytes = blockBytes(results[0].reports[CASE.steps - 1]);
-  const steps = results[0].reports.slice(1).map((_, i) => 1 + i);
-  const perStep = steps.map((s) => Math.max(...transferFigures(results, s).map((f) => f.commMs)));
-  return { ms: median(perStep), expectMs: (bytes / rate) * 1e3 };
+  return { ms: exchangeFigure(results, 1, (f) => f.commMs), expectMs: (bytes / rate) * 1e3 };
 }
 
 /**
