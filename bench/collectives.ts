@@ -6,9 +6,9 @@
  * stream for context, and after each unshaped NATS all-to-all a stream of the
  * same bytes, so `pct_of_plain_pubsub` is the median of call-by-call ratios
  * taken under the same load (the machine is shared). After the plain stream
- * the same exchange runs on bare nats.js connections in Workers (`raw_nats.ts`),
- * and `pct_of_raw_nats` is what the transport and engine cost over the client. Every rank
- * runs on its own communication Worker; a nats rank has its own connection,
+ * the same exchange runs on bare nats.js connections in Workers
+ * (`raw_nats.ts`), and `pct_of_raw_nats` is what the transport and engine
+ * cost over the client. Every rank runs on its own communication Worker; a nats rank has its own connection,
  * and all nats traffic crosses one nats-server (the bound of every nats figure).
  *
  * @module
@@ -102,10 +102,10 @@ const WARMUP_MS = 1000;
 
 /**
  * Times in ms of `reps` calls after a warm-up ({@linkcode WARMUP_CALLS});
- * inputs are made before the clock starts. `paired`, when given, runs right after each call (outside its
- * clock, once in the warm-up too) and its results come back, so that
- * references measured under the same load as each call can be compared
- * call by call.
+ * inputs are made before the clock starts. `paired`, when given, runs right
+ * after each call (outside its clock, once in the warm-up too) and its
+ * results come back, so that references measured under the same load as
+ * each call can be compared call by call.
  */
 async function timeOp<T>(
   group: Communicator[],

@@ -2,7 +2,7 @@
  * The raw nats.js reference of `bench collectives` (`bench/raw_nats.ts`):
  * each exchange resolves only once every rank has every byte of it, also
  * for parts cut into several chunks and calls back to back of changing
- * sizes, and closing ends its Workers.
+ * sizes.
  */
 import { deepEqual, ok } from "node:assert/strict";
 import { startNatsServer } from "../actors/nats_server.ts";
