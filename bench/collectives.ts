@@ -8,8 +8,9 @@
  * taken under the same load (the machine is shared). After the plain stream
  * the same exchange runs on bare nats.js connections in Workers
  * (`raw_nats.ts`), and `pct_of_raw_nats` is what the transport and engine
- * cost over the client. Every rank runs on its own communication Worker; a nats rank has its own connection,
- * and all nats traffic crosses one nats-server (the bound of every nats figure).
+ * cost over the client. Every rank runs on its own communication Worker; a
+ * nats rank has its own connection, and all nats traffic crosses one
+ * nats-server (the bound of every nats figure).
  *
  * @module
  */
