@@ -155,8 +155,9 @@ export async function runReportBench(args: string[]): Promise<void> {
     "inference, so that communication is the scenario's share of the serial top-2 MoE block " +
     "(its all-to-alls only, each step's taken as the exchange's transfer: from the last rank's " +
     "issue to the last rank's completion, as the step waits for all of it); the interleaved " +
-    "run of every variant is repeated on a corrected " +
-    `link while its own top-2 share misses the target by more than ±${SHARE_TOLERANCE} (at ` +
+    "run of every variant is repeated on a corrected link (interpolated between earlier runs " +
+    "once they bracket the target, else along their slope) " +
+    `while its own top-2 share misses the target by more than ±${SHARE_TOLERANCE} (at ` +
     "most 3 runs; the closest is reported, with the share measured in it). " +
     "Per rank, communication is counted as transfer: from the moment the last rank issued an all-to-all " +
     "to the moment this rank completed it (a wait for the slower rank to issue is skew, " +

@@ -9,6 +9,7 @@ import { correctLink } from "../bench/overlap.ts";
 import {
   chooseShaping,
   linkForShare,
+  nextWireMs,
   outOfReach,
   SCENARIO_VARIANTS,
   ShapingError,
@@ -99,6 +100,26 @@ Deno.test("calibration: a measurement corrects the link's wire time", () => {
   // Too little measured: more on the wire (a slower link); never under a tenth of it.
   ok(correctLink(link, 1e6, 90, 50).bandwidthBytesPerS < 1e7);
   assertAlmost(correctLink(link, 1e6, 0, 500).bandwidthBytesPerS, 1e8, 1);
+});
+
+Deno.test("calibration: the next wire time interpolates between runs that bracket the share, by hand", () => {
+  const t = (wireMs: number, share: number) => ({ wireMs, share });
+  // One run: the model's correction.
+  assertEquals(nextWireMs([t(100, 0.3)], 0.6, 180), 180);
+  // A bracket: two thirds of the way from 243 to 431 ms.
+  assertAlmost(nextWireMs([t(243, 0.36), t(431, 0.57)], 0.5, 313), 243 + (2 / 3) * 188, 1e-9);
+  // The closest bracket of three runs, whatever their order: 0.6 between 200 and 300 ms.
+  assertAlmost(nextWireMs([t(100, 0.3), t(300, 0.7), t(200, 0.55)], 0.6, 1), 200 + 100 / 3, 1e-9);
+  // Both below the target: extrapolated along the last two, at most double the last.
+  assertAlmost(nextWireMs([t(100, 0.3), t(200, 0.4)], 0.5, 1), 300, 1e-9);
+  assertEquals(nextWireMs([t(100, 0.3), t(200, 0.4)], 0.7, 1), 400);
+  assertEquals(nextWireMs([t(100, 0.3), t(110, 0.31)], 0.6, 1), 220);
+  // Both above it: extrapolated down, at most halving.
+  assertAlmost(nextWireMs([t(400, 0.8), t(300, 0.7)], 0.6, 1), 200, 1e-9);
+  assertEquals(nextWireMs([t(400, 0.8), t(390, 0.79)], 0.5, 1), 195);
+  // A slope that noise made negative or flat: the model's correction again.
+  assertEquals(nextWireMs([t(100, 0.4), t(200, 0.35)], 0.6, 250), 250);
+  assertEquals(nextWireMs([t(100, 0.4), t(200, 0.4)], 0.6, 250), 250);
 });
 
 Deno.test("shaping: tc as root unless the link model is forced; its failure is one line", () => {
