@@ -38,6 +38,7 @@ import {
 import { type ScheduleOptions, SETTLED_AFTER_STEPS } from "../models/scheduler.ts";
 import { chromeTrace } from "../models/trace.ts";
 import { type BenchRow, formatNumber, median, printRows } from "./output.ts";
+import { finiteMedian } from "../models/overlap_metrics.ts";
 import { timelineSvg } from "./timeline_svg.ts";
 
 /** One run of training steps on every rank. */
@@ -226,16 +227,19 @@ export function transferFigures(perRank: CaseResult[], step: number): BlockFigur
 /** The figures of a run's MoE blocks, summed, with each block's. */
 export type BlockFigures = OverlapFigures & { blocks: BlockOverlap[] };
 
+/** Per step from `from` on, {@linkcode transferFigures} (those steps must keep their ops). */
+function stepsFrom(perRank: CaseResult[], from: number): BlockFigures[][] {
+  const steps = perRank[0].reports.length;
+  return Array.from({ length: steps - from }, (_, i) => transferFigures(perRank, from + i));
+}
+
 /** {@linkcode figure} on {@linkcode transferFigures} (steps from `from` on must keep their ops). */
 export function transferFigure(
   perRank: CaseResult[],
   from: number,
   pick: (f: BlockFigures) => number | null,
 ): number {
-  const steps = perRank[0].reports.length;
-  const values = Array.from({ length: steps - from }, (_, i) => transferFigures(perRank, from + i))
-    .flat().map(pick).map((v) => v ?? NaN).filter(Number.isFinite);
-  return values.length ? median(values) : NaN;
+  return finiteMedian(stepsFrom(perRank, from).flat().map((f) => pick(f) ?? NaN));
 }
 
 /**
@@ -253,12 +257,7 @@ export function exchangeFigure(
   from: number,
   pick: (f: BlockFigures) => number,
 ): number {
-  const steps = perRank[0].reports.length;
-  const values = Array.from(
-    { length: steps - from },
-    (_, i) => Math.max(...transferFigures(perRank, from + i).map(pick)),
-  ).filter(Number.isFinite);
-  return values.length ? median(values) : NaN;
+  return finiteMedian(stepsFrom(perRank, from).map((ranks) => Math.max(...ranks.map(pick))));
 }
 
 /**

@@ -86,7 +86,7 @@ export function overlapFields(ranks: (StepOverlap | undefined)[]): Record<string
 }
 
 /** The median of the finite values, NaN when there are none. */
-function finiteMedian(values: number[]): number {
+export function finiteMedian(values: number[]): number {
   const finite = values.filter(Number.isFinite);
   return finite.length === 0 ? NaN : median(finite);
 }
