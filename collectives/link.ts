@@ -63,6 +63,9 @@ export const TIMER_SLACK_MS = 1.5;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
+/** A source whose drain goes on in the next task (see `Inbound.#yieldThenDrain`). */
+const YIELDING = Symbol("yielding");
+
 interface Held {
   tag: string;
   data: Elem;
@@ -82,7 +85,8 @@ interface Held {
  */
 export class Inbound {
   #queues = new Map<number, Held[]>();
-  #timers = new Map<number, ReturnType<typeof setTimeout>>();
+  #timers = new Map<number, ReturnType<typeof setTimeout> | typeof YIELDING>();
+  #turn?: MessageChannel;
   #deliver: (src: number, tag: string, data: Elem) => void;
 
   /** @param deliver Called with each frame once it is due. */
@@ -100,8 +104,11 @@ export class Inbound {
 
   /** Drops held frames and stops the timers. */
   close(): void {
-    for (const t of this.#timers.values()) clearTimeout(t);
+    for (const t of this.#timers.values()) if (t !== YIELDING) clearTimeout(t);
     this.#timers.clear();
+    this.#turn?.port1.close();
+    this.#turn?.port2.close();
+    this.#turn = undefined;
     this.#queues.clear();
   }
 
@@ -120,7 +127,25 @@ export class Inbound {
       if (wait > 0) Atomics.wait(sleeper, 0, 0, wait);
       const f = q.shift()!;
       this.#deliver(src, f.tag, f.data);
+      if (q.length > 0 && q[0].readyAt > nowMs()) return this.#yieldThenDrain(src);
     }
     this.#queues.delete(src);
+  }
+
+  /**
+   * Goes on draining `src` in the next task, so that what the delivered
+   * frame resolved (a chain forwarding it, say) runs before this thread
+   * sleeps for the next frame.
+   */
+  #yieldThenDrain(src: number): void {
+    if (!this.#turn) {
+      this.#turn = new MessageChannel();
+      this.#turn.port1.onmessage = (e: MessageEvent<number>) => {
+        this.#timers.delete(e.data);
+        this.#drain(e.data);
+      };
+    }
+    this.#timers.set(src, YIELDING);
+    this.#turn.port2.postMessage(src);
   }
 }
