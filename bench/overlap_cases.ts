@@ -66,7 +66,13 @@ async function runAll(
   try {
     const steps = Math.max(...cases.map((c) => c.steps));
     for (let i = 0; i < steps; i++) {
-      for (const [j, c] of cases.entries()) if (i < c.steps) await runners[j].step(i);
+      for (const [j, c] of cases.entries()) {
+        if (i >= c.steps) continue;
+        // Every step starts with the ranks aligned: a rank's lag at the end of
+        // one case's step is not waited out inside the next case's.
+        await comm.barrier();
+        await runners[j].step(i);
+      }
     }
   } catch (err) {
     for (const r of runners) r.finish();

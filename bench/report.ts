@@ -166,8 +166,11 @@ export async function runReportBench(args: string[]): Promise<void> {
     "style); it runs over a second, unshaped group of the same ranks, because this miniature " +
     "has far more dense parameters per routed token than the paper's models (see " +
     '"All-reduce on the scenario\'s link" below for the same steps with it on the link). ' +
-    `Variants interleaved step by step; medians over ${res.sizes.measured} steps after ` +
-    `${res.sizes.warmup} warm-up steps and over both ranks. Step = whole model step ` +
+    "Variants interleaved step by step, every step starting from a barrier (so a rank's lag " +
+    "at the end of one variant's step is not waited out in the next variant's); step time = " +
+    "the slowest rank's, median over " +
+    `${res.sizes.measured} steps after ${res.sizes.warmup} warm-up steps; the other figures ` +
+    "are medians over those steps and both ranks. Step = whole model step " +
     "(training: forward, backward, gradient all-reduce; inference: forward only). " +
     "Speed-up = top-2 step time / variant step time. Bound = top-2 step time / (variant step " +
     "time with its MoE block at max(compute, communication)). Hidden = 1 - exposed / total " +

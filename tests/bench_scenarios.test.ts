@@ -1,11 +1,12 @@
 /**
  * The pure parts of the scenario benchmark: the bar-chart SVG, the link
- * calibration and the choice of shaping.
+ * calibration, the step-time figure and the choice of shaping.
  */
 import { deepEqual as assertEquals, ok } from "node:assert/strict";
 import { barChartSvg } from "../bench/bar_chart_svg.ts";
 import { whyShort } from "../bench/report_why.ts";
-import { correctLink } from "../bench/overlap.ts";
+import { type CaseResult, correctLink, figure, groupFigure } from "../bench/overlap.ts";
+import type { OverlapReport } from "../models/overlap_report.ts";
 import {
   chooseShaping,
   linkForShare,
@@ -184,4 +185,16 @@ Deno.test("report: why Pos-2 falls short, from the figures, by hand", () => {
     ),
   );
   assertEquals(whyShort(value, "s", [1.1, 1.66]), []);
+});
+
+Deno.test("step time: the slowest rank's in each step, median over steps, by hand", () => {
+  const ranks = [[100, 10, 30, 50], [1, 20, 25, 70]].map((steps): CaseResult => ({
+    name: "c",
+    decisions: [],
+    reports: steps.map((stepMs) => ({ stepMs }) as OverlapReport),
+  }));
+  // From step 1 on, the slowest ranks take 20, 30 and 70 ms.
+  assertEquals(groupFigure(ranks, 1, (r) => r.stepMs), 30);
+  // Over steps and ranks alike, the faster rank's 10 and 25 ms pull the median down.
+  assertEquals(figure(ranks, 1, (r) => r.stepMs), 27.5);
 });
