@@ -154,11 +154,11 @@ export class Engine implements Communicator {
     const pipe: algo.Pipe = {
       rank: this.rank,
       size: this.size,
-      send: (dst, data) => t.send(dst, key, data, signal),
-      recv: async (src) => {
+      send: (dst, data, stream = 0) => t.send(dst, streamTag(key, stream), data, signal),
+      recv: async (src, stream = 0) => {
         waiting.set(src, (waiting.get(src) ?? 0) + 1);
         try {
-          return await t.recv(src, key, signal);
+          return await t.recv(src, streamTag(key, stream), signal);
         } finally {
           const k = waiting.get(src)! - 1;
           if (k === 0) waiting.delete(src);
@@ -184,4 +184,9 @@ export class Engine implements Communicator {
       if (!signal.aborted) ctrl.abort(new Error(`${op} finished`));
     }
   }
+}
+
+/** The wire tag of stream `stream` of the call tagged `key` (stream 0 keeps the call's tag). */
+function streamTag(key: string, stream: number): string {
+  return stream === 0 ? key : `${key}/${stream}`;
 }
