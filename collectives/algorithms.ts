@@ -256,18 +256,15 @@ export async function broadcast<T extends Elem>(p: Pipe, data: T | null, root: n
   const rankAt = (c: number, i: number) => i < 0 ? root : mod(root + 1 + mod(c + i, chains), n);
   const sends = new Sends();
   const header = chains; // the header's stream: none of the chains'
-  if (v === 0) {
-    const head = Int32Array.of(
-      data!.length,
-      chainSegments(data!.length),
-      data instanceof Float32Array ? 1 : 0,
-    );
-    for (let c = 0; c < chains; c++) sends.add(p.send(rankAt(c, 0), head.slice(), header));
-  }
-  const head = v === 0 ? null : await p.recv(root, header);
-  const [length, segments, isFloat] = head ?? [data!.length, chainSegments(data!.length)];
-  if (head && !(head instanceof Int32Array && head.length === 3 && length >= 0 && segments >= 1)) {
+  const head = v === 0
+    ? Int32Array.of(data!.length, chainSegments(data!.length), data instanceof Float32Array ? 1 : 0)
+    : await p.recv(root, header);
+  if (!(head instanceof Int32Array && head.length === 3 && head[0] >= 0 && head[1] >= 1)) {
     throw new TypeError("broadcast: malformed header from the root");
+  }
+  const [length, segments, isFloat] = head;
+  if (v === 0) {
+    for (let c = 0; c < chains; c++) sends.add(p.send(rankAt(c, 0), head.slice(), header));
   }
   const off = blockOffsets(evenCounts(length, segments));
   if (v === 0) {

@@ -2,7 +2,7 @@
  * The broadcast algorithm on an in-memory network of pipes: every rank gets
  * the root's array, the root's egress carries the bytes once and every
  * other rank's `(n-2)/(n-1)` of them (the slack that lets a late relay catch
- * up), and a malformed segment rejects with a one-line error.
+ * up), and a malformed header or segment rejects with a one-line error.
  */
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { broadcast, type Pipe } from "../collectives/algorithms.ts";
@@ -75,4 +75,16 @@ Deno.test("broadcast: a segment of the wrong type or length rejects, naming it",
       e instanceof TypeError &&
       e.message === "broadcast: segment 0 is a Int32Array of 5, expected a Float32Array of 8192",
   );
+});
+
+Deno.test("broadcast: a malformed header rejects, naming it", async () => {
+  for (const forged of [Int32Array.of(8, 0, 1), Int32Array.of(8, 1), Float32Array.of(8, 1, 1)]) {
+    const { pipes } = network(3);
+    await pipes[0].send(1, forged, 2);
+    await rejects(
+      broadcast(pipes[1], null, 0),
+      (e: Error) =>
+        e instanceof TypeError && e.message === "broadcast: malformed header from the root",
+    );
+  }
 });
