@@ -17,15 +17,22 @@ import type { TimedOp } from "./overlap_report.ts";
 
 /**
  * The bucket of a dense parameter: `blocks.<i>.attn` for a block's attention
- * and first norm, `blocks.<i>` for the rest of the block (its MLP or the MoE
- * layer's dense parts), `embed` for everything else. The backward completes
- * a block's MLP before its attention, so the MLP's all-reduce (two thirds of
- * a dense block's parameters) overlaps the attention's backward instead of
- * waiting for the whole block.
+ * and first norm, `blocks.<i>.shared` for an MoE layer's shared expert,
+ * `blocks.<i>` for the rest of the block (its MLP or the MoE layer's other
+ * dense parts), `embed` for everything else. The backward completes a
+ * block's MLP before its attention, so the MLP's all-reduce (two thirds of a
+ * dense block's parameters) overlaps the attention's backward instead of
+ * waiting for the whole block. The shared expert's gradients are complete
+ * at the start of its block's backward, but ScMoE's gate (in `blocks.<i>`)
+ * reads the preceding block's representation and finishes only after that
+ * block's MLP: in one bucket, the shared expert's all-reduce (the MoE
+ * layer's largest) would wait for it and land in the backward's tail.
  */
 export function bucketOf(name: string): string {
   const attn = /^(blocks\.\d+)\.(ln1|attn)\./.exec(name);
   if (attn) return `${attn[1]}.attn`;
+  const shared = /^(blocks\.\d+)\.moe\.shared\./.exec(name);
+  if (shared) return `${shared[1]}.shared`;
   return /^blocks\.\d+/.exec(name)?.[0] ?? "embed";
 }
 

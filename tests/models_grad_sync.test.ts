@@ -14,11 +14,13 @@ import { TINY_MODEL } from "./helpers/tiny_model.ts";
 
 await setupBackend("cpu");
 
-Deno.test("grad sync: two buckets per block (attention, the rest), the others in the embedding's", () => {
+Deno.test("grad sync: buckets per block (attention, shared expert, the rest), the others in the embedding's", () => {
   deepEqual(
     [
       "wte",
       "blocks.3.moe.shared.w1",
+      "blocks.3.moe.gate.wg",
+      "blocks.3.moe.ln_tap.g",
       "blocks.0.ln1.g",
       "blocks.0.attn.wqkv",
       "blocks.0.ln2.g",
@@ -28,6 +30,8 @@ Deno.test("grad sync: two buckets per block (attention, the rest), the others in
     ].map(bucketOf),
     [
       "embed",
+      "blocks.3.shared",
+      "blocks.3",
       "blocks.3",
       "blocks.0.attn",
       "blocks.0.attn",
@@ -90,6 +94,27 @@ Deno.test("grad sync: a training step issues the block buckets before its backwa
         o.startMs < lastBackward
       );
       ok(early.length > 0, "some block's all-reduce is in flight during the backward");
+      // ScMoE's gate finishes its backward after the preceding block's MLP: the
+      // shared expert's bucket goes ahead of it, not with it.
+      const start = (name: string) =>
+        ops.find((o) => o.kind === "comm" && o.name === name)?.startMs;
+      const shared = ops.filter((o) => o.kind === "comm" && o.name.endsWith(".shared"));
+      ok(shared.length > 0, "the shared experts have buckets of their own");
+      for (const o of shared) {
+        const block = o.name.replace(/^grads\.allreduce\.|\.shared$/g, "");
+        const mlp = ops.find((p) =>
+          p.kind === "op" && p.phase === "bwd" &&
+          p.name === `blocks.${+block.split(".")[1] - 1}.mlp`
+        );
+        ok(
+          mlp && o.startMs <= mlp.startMs,
+          `${o.name} is issued before the preceding MLP's backward`,
+        );
+        ok(
+          o.startMs < start(`grads.allreduce.${block}`)!,
+          `${o.name} goes before ${block}'s bucket`,
+        );
+      }
     }
   } finally {
     models.forEach(disposeModel);
