@@ -1,9 +1,9 @@
 /**
  * The report's account of why ScMoE Pos-2 falls short of a speed-up target
  * in a scenario, from the traced steps' figures (`deno task bench
- * scenarios` rows): where its step's time goes beside top-2's, and whether
- * even its bound (the MoE block at max(compute, communication)) reaches the
- * target.
+ * scenarios` rows): where its step's time goes beside top-2's, whether even
+ * its bound (the MoE block at max(compute, communication)) reaches the
+ * target, and what hiding all of top-2's communication would reach.
  *
  * @module
  */
@@ -11,6 +11,27 @@ import { formatFigure } from "./output.ts";
 
 /** A scenario row's value by case and metric (NaN when missing). */
 export type RowValue = (c: string, metric: string) => number;
+
+/**
+ * The speed-up over top-2 of a step with top-2's compute and none of its
+ * communication exposed (ScMoE Pos-2 computes as much per token as top-2:
+ * a shared expert and one routed expert), beside what `target` asks of it.
+ *
+ * @example
+ * ```ts
+ * import { ceilingText } from "./report_why.ts";
+ * ceilingText(100, 10, 1.2); // "... would reach 1.111x: ... 10% of its step, and 1.2x needs at least 16.67%: out of reach ..."
+ * ```
+ */
+export function ceilingText(top2StepMs: number, top2ExposedMs: number, target: number): string {
+  const ceiling = top2StepMs / (top2StepMs - top2ExposedMs);
+  const pct = (x: number) => `${formatFigure(100 * x)}%`;
+  return `With top-2's compute and all of its communication hidden, a step would reach ` +
+    `${formatFigure(ceiling)}x: top-2 waits on its all-to-alls for ` +
+    `${pct(top2ExposedMs / top2StepMs)} of its step, and ${target}x needs at least ` +
+    `${pct(1 - 1 / target)}` +
+    (ceiling < target ? ": out of reach unless the step computes less than top-2's." : ".");
+}
 
 /**
  * Markdown lines saying, for each kind of step whose Pos-2 speed-up misses
@@ -66,7 +87,7 @@ export function whyShort(value: RowValue, scenario: string, targets: number[]): 
     lines.push(
       `- ${kind === "train" ? "Training" : "Inference"}: Pos-2 ${formatFigure(speedup)}x vs ` +
         `${targets[i]}x. Step ${pair(step, step2)} (Pos-2 vs top-2, medians): ` +
-        parts.join("; ") + `. ${verdict}`,
+        parts.join("; ") + `. ${verdict} ${ceilingText(step2, exposed2, targets[i])}`,
     );
   }
   return lines.length === 0

@@ -178,6 +178,22 @@ Deno.test("report: why Pos-2 falls short, from the figures, by hand", () => {
     train,
   );
   ok(train.includes("would reach only 1.25x"), train);
+  // Top-2 waits 38 of 120 ms: hiding all of it with top-2's compute gives 120 / 82.
+  ok(
+    train.endsWith(
+      "a step would reach 1.463x: top-2 waits on its all-to-alls for 31.67% of its step, " +
+        "and 1.43x needs at least 30.07%.",
+    ),
+    train,
+  );
+  rows["s/top2 exposed_ms"] = 20;
+  ok(
+    whyShort(value, "s", [1.43, 1.66])[2].endsWith(
+      "for 16.67% of its step, and 1.43x needs at least 30.07%: out of reach unless the step " +
+        "computes less than top-2's.",
+    ),
+  );
+  rows["s/top2 exposed_ms"] = 38;
   rows["s/scmoe-pos2 train_speedup_bound"] = 1.5;
   ok(
     whyShort(value, "s", [1.43, 1.66])[2].includes(
