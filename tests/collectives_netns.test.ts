@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { createShapedHosts } from "../collectives/netns.ts";
+import { createShapedHosts, LINK_MTU } from "../collectives/netns.ts";
 import { MAX_CHUNK_BYTES } from "../collectives/nats.ts";
 
 const receiver = `
@@ -38,6 +38,14 @@ Deno.test("netns: bytes between two shaped hosts move at the tc rate", async () 
     const mbit = n * 8 / ms / 1e3;
     console.log(`shaped at 40 Mbit/s, measured ${mbit.toFixed(1)} Mbit/s`);
     ok(mbit > 30 && mbit < 44, `${mbit} Mbit/s`);
+    // Jumbo frames on every host's link, so fewer packets wake the readers.
+    for (const ns of net.namespaces) {
+      const out = await new Deno.Command("ip", { args: ["-n", ns, "-j", "link", "show"] }).output();
+      const links: { ifname: string; mtu: number }[] = JSON.parse(
+        new TextDecoder().decode(out.stdout),
+      );
+      deepEqual(links.filter((l) => l.ifname !== "lo").map((l) => l.mtu), [LINK_MTU], ns);
+    }
   } finally {
     await net.destroy();
   }

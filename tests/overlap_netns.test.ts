@@ -14,14 +14,14 @@ import {
 } from "../bench/overlap.ts";
 import { startShapedRanks } from "../bench/overlap_netns.ts";
 
-/** Serial top-2, a tiny model: about 62 kB sent by each rank in a training step's all-to-alls. */
+/** Serial top-2, a small model: about 650 kB sent by each rank in a training step's all-to-alls. */
 const CASE: OverlapCase = {
   name: "top2",
   model: {
     variant: "top2",
     nLayer: 2,
     moeEvery: 2,
-    nEmbd: 64,
+    nEmbd: 192,
     nHead: 2,
     nExperts: 4,
     blockSize: 32,
@@ -29,13 +29,16 @@ const CASE: OverlapCase = {
   },
   schedule: { overlap: false },
   steps: 3,
-  rows: 2,
+  rows: 7,
   seq: 32,
   traceFrom: 1,
 };
 
-/** Bytes/s of the shaped link: the all-to-alls of a step take about 100 ms on it. */
-const RATE = 6e5;
+/**
+ * Bytes/s of the shaped link: the all-to-alls of a step take about 100 ms on
+ * it, and each all-to-all is several of the link's jumbo packets.
+ */
+const RATE = 6e6;
 
 /** Per rank, the case's results of a run. */
 const only = (perRank: CaseResult[][]) => perRank.map((r) => r[0]);
@@ -113,14 +116,17 @@ Deno.test({
           `at the rate), on the link ${gf.ms.toFixed(1)} ms (rate says ` +
           `${gf.atRateMs.toFixed(0)})`,
       );
-      // On the link: its wire time plus at most NATS's own (unshaped) transfer time and some noise.
+      // On the link: its wire time plus at most NATS's own (unshaped) transfer time and some
+      // noise, less a jumbo packet per direction and all-to-all (the shaper lets a whole
+      // packet go at once, then holds the next one back).
       const near = (x: { ms: number; expectMs: number }) =>
-        x.ms > 0.85 * x.expectMs && x.ms < 1.3 * x.expectMs + 2 * u.ms;
+        x.ms > 0.8 * x.expectMs && x.ms < 1.3 * x.expectMs + 2 * u.ms;
       ok(near(s), "shaped all-to-alls off the rate");
       ok(u.ms < 0.5 * s.ms, "the shaped run is not slower than the unshaped one");
       ok(near(f), "re-shaped all-to-alls off the rate");
       ok(gs.ms < 0.25 * gs.atRateMs, "the dense-gradient group is shaped");
-      ok(gf.ms > 0.8 * gf.atRateMs, "gradients on the link are not shaped");
+      // Least over ranks, so a rank that issued late may see part of the other's bytes already sent.
+      ok(gf.ms > 0.7 * gf.atRateMs, "gradients on the link are not shaped");
 
       // The same case on rank Workers with the link model: results of the same shape.
       const model = await runOnRanks([CASE], {
