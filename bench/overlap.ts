@@ -33,7 +33,9 @@ import {
   type BlockOverlap,
   type OverlapFigures,
   type OverlapReport,
+  spanCollectives,
   sumFigures,
+  type TimedOp,
 } from "../models/overlap_report.ts";
 import { type ScheduleOptions, SETTLED_AFTER_STEPS } from "../models/scheduler.ts";
 import { chromeTrace } from "../models/trace.ts";
@@ -232,10 +234,15 @@ export function figure(
  * Per rank, step `step`'s MoE-block figures with communication counted as
  * transfer only: from the moment the last rank issued each all-to-all to
  * the moment this rank completed it (see `alignCollectives`); the step
- * must have kept its timed ops.
+ * must have kept its timed ops. `align` may time the collectives otherwise
+ * (`spanCollectives`).
  */
-export function transferFigures(perRank: CaseResult[], step: number): BlockFigures[] {
-  const ops = alignCollectives(perRank.map((c) => c.reports[step].ops!));
+export function transferFigures(
+  perRank: CaseResult[],
+  step: number,
+  align: (ranks: TimedOp[][]) => TimedOp[][] = alignCollectives,
+): BlockFigures[] {
+  const ops = align(perRank.map((c) => c.reports[step].ops!));
   return perRank.map((c, r) => {
     const blocks = blockFigures(ops[r], c.reports[step].layout!);
     return { ...sumFigures(blocks), blocks };
@@ -246,9 +253,13 @@ export function transferFigures(perRank: CaseResult[], step: number): BlockFigur
 export type BlockFigures = OverlapFigures & { blocks: BlockOverlap[] };
 
 /** Per step from `from` on, {@linkcode transferFigures} (those steps must keep their ops). */
-function stepsFrom(perRank: CaseResult[], from: number): BlockFigures[][] {
+function stepsFrom(
+  perRank: CaseResult[],
+  from: number,
+  align?: (ranks: TimedOp[][]) => TimedOp[][],
+): BlockFigures[][] {
   const steps = perRank[0].reports.length;
-  return Array.from({ length: steps - from }, (_, i) => transferFigures(perRank, from + i));
+  return Array.from({ length: steps - from }, (_, i) => transferFigures(perRank, from + i, align));
 }
 
 /** {@linkcode figure} on {@linkcode transferFigures} (steps from `from` on must keep their ops). */
@@ -262,20 +273,22 @@ export function transferFigure(
 
 /**
  * A figure of the group's exchange rather than of one rank: per step from
- * `from` on, the largest over ranks of `pick` on {@linkcode transferFigures},
- * then the median over steps. For the communication time this is the
- * exchange's transfer, from the last issue to the last completion: a rank
- * that issued late finds the early rank's bytes already on the wire, so its
- * own transfer is shorter by the skew, while the step still waits for the
- * whole exchange. Link calibrations use it, so that skew between ranks does
- * not read as a faster link.
+ * `from` on, the largest over ranks of `pick` on {@linkcode transferFigures}
+ * with each collective spanning from its last issue to its last completion
+ * (`spanCollectives`), then the median over steps. For the communication
+ * time this is the exchanges' transfer: a rank that issued a collective
+ * late finds its peers' bytes already on the wire, so its own transfer is
+ * shorter by the skew, while the step still waits for the whole exchange;
+ * and the rank that is late differs from one collective to the next, so no
+ * one rank's sum is the group's. Link calibrations use it, so that skew
+ * between ranks does not read as a faster link.
  */
 export function exchangeFigure(
   perRank: CaseResult[],
   from: number,
   pick: (f: BlockFigures) => number,
 ): number {
-  const steps = stepsFrom(perRank, from);
+  const steps = stepsFrom(perRank, from, spanCollectives);
   return slowestPerStep(perRank.map((_, r) => steps.map((ranks) => pick(ranks[r]))));
 }
 

@@ -194,18 +194,56 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
  * ```
  */
 export function alignCollectives(ranks: TimedOp[][]): TimedOp[][] {
-  const key = (o: TimedOp) => `${o.phase} ${o.name}`;
-  const lastIssue = new Map<string, number>();
-  for (const o of ranks.flat()) {
-    if (o.kind === "comm") {
-      lastIssue.set(key(o), Math.max(lastIssue.get(key(o)) ?? -Infinity, o.startMs));
-    }
-  }
+  const spans = collectiveSpans(ranks);
   return ranks.map((ops) =>
     ops.map((o) =>
-      o.kind === "comm" ? { ...o, startMs: Math.min(lastIssue.get(key(o))!, o.endMs) } : o
+      o.kind === "comm" ? { ...o, startMs: Math.min(spans.get(spanKey(o))!.issue, o.endMs) } : o
     )
   );
+}
+
+/**
+ * The same runs of every rank, with each collective timed as the group's
+ * exchange: from the moment the last rank issued it to the moment the last
+ * rank completed it, on every rank. Summed over a step's collectives, this
+ * is what the exchanges took whichever rank was late to each one, where
+ * {@linkcode alignCollectives} lets a late rank find its peers' bytes already
+ * on the wire.
+ *
+ * @example
+ * ```ts
+ * import { spanCollectives } from "./overlap_report.ts";
+ * const comm = (startMs: number, endMs: number) =>
+ *   ({ name: "x", kind: "comm" as const, phase: "fwd" as const, startMs, endMs });
+ * spanCollectives([[comm(1, 5)], [comm(4, 9)]])[0][0]; // starts at 4, ends at 9
+ * ```
+ */
+export function spanCollectives(ranks: TimedOp[][]): TimedOp[][] {
+  const spans = collectiveSpans(ranks);
+  return ranks.map((ops) =>
+    ops.map((o) => {
+      if (o.kind !== "comm") return o;
+      const { issue, end } = spans.get(spanKey(o))!;
+      return { ...o, startMs: issue, endMs: end };
+    })
+  );
+}
+
+/** Which collective a timed op is: its phase and name, alike on every rank. */
+const spanKey = (o: TimedOp) => `${o.phase} ${o.name}`;
+
+/** Per collective (`spanKey`), the last issue and the last completion over ranks. */
+function collectiveSpans(ranks: TimedOp[][]): Map<string, { issue: number; end: number }> {
+  const spans = new Map<string, { issue: number; end: number }>();
+  for (const o of ranks.flat()) {
+    if (o.kind !== "comm") continue;
+    const span = spans.get(spanKey(o)) ?? { issue: -Infinity, end: -Infinity };
+    spans.set(spanKey(o), {
+      issue: Math.max(span.issue, o.startMs),
+      end: Math.max(span.end, o.endMs),
+    });
+  }
+  return spans;
 }
 
 /** The overlap of one run (a training step, an evaluation, a forward pass) on one rank. */

@@ -6,7 +6,12 @@
  * thread).
  */
 import { deepEqual, equal } from "node:assert/strict";
-import { alignCollectives, blockFigures, type TimedOp } from "../models/overlap_report.ts";
+import {
+  alignCollectives,
+  blockFigures,
+  spanCollectives,
+  type TimedOp,
+} from "../models/overlap_report.ts";
 
 const op = (name: string, kind: TimedOp["kind"], startMs: number, endMs: number): TimedOp => ({
   name,
@@ -29,6 +34,21 @@ Deno.test("alignCollectives: a collective runs from the last issue to this rank'
   const aligned = alignCollectives(ranks);
   deepEqual(aligned.map((ops) => [ops[0].startMs, ops[0].endMs]), [[6, 10], [6, 7]]);
   deepEqual(aligned[0][1], ranks[0][1], "compute ops stay as they are");
+});
+
+Deno.test("spanCollectives: the group's exchanges, whichever rank was late to each", () => {
+  // Rank 1 is late to x and finds rank 0's bytes there; rank 0 is late to y, likewise.
+  const ranks = [
+    [op("x", "comm", 0, 10), op("y", "comm", 25, 26)],
+    [op("x", "comm", 6, 7), op("y", "comm", 20, 30)],
+  ];
+  const twoExchanges = { ...layout, blockOf: new Map([["x", 1], ["y", 1]]) };
+  const commOf = (aligned: TimedOp[][]) =>
+    aligned.map((ops) => blockFigures(ops, twoExchanges)[0].commMs);
+  // Per rank from the last issue: 4 + 1 and 1 + 5, so no rank's sum is the 4 + 5 the group spent.
+  deepEqual(commOf(alignCollectives(ranks)), [5, 6]);
+  deepEqual(commOf(spanCollectives(ranks)), [9, 9]);
+  deepEqual(spanCollectives(ranks)[1].map((o) => [o.startMs, o.endMs]), [[6, 10], [25, 30]]);
 });
 
 Deno.test("blockFigures: a wait before the transfer began is skew, not exposed communication", () => {
