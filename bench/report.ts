@@ -40,8 +40,8 @@ function shapingText(shaping: Shaping): string {
     return "2 rank processes, each in its own network namespace and with its own communication " +
       'worker, over the `nats` transport. Shaping: **real, tc** (`shaping: "tc"`): the ' +
       "expert-parallel group's nats-server sits in rank 0's namespace and each namespace's " +
-      "egress shapes that server's port with an htb class of the scenario's bandwidth (one-MTU " +
-      "packets, 1 ms burst), so each direction of an all-to-all crosses one link of that rate; " +
+      "egress shapes that server's port with an htb class of the scenario's bandwidth (9000-byte " +
+      "jumbo packets, one at a time; a burst of 1 ms, at least one packet), so each direction of an all-to-all crosses one link of that rate; " +
       "the dense-gradient group (and every group in the calibration) uses a second nats-server " +
       "that is not shaped. No latency is added (this kernel has no netem); the path's own " +
       "latency through NATS is part of the measured unshaped transfer time.";
