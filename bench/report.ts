@@ -153,8 +153,8 @@ export async function runReportBench(args: string[]): Promise<void> {
         `${formatFigure(unshapedShare(c))} of the block on any link`;
     }).join("; ") + "); each scenario's bandwidth is set, separately for training and for " +
     "inference, so that communication is the scenario's share of the serial top-2 MoE block " +
-    "(its all-to-alls only, each step's taken as the exchange's transfer: from the last rank's " +
-    "issue to the last rank's completion, as the step waits for all of it); the interleaved " +
+    "(its all-to-alls only, each taken as the group's exchange: from the last rank's issue " +
+    "to the last rank's completion, as the step waits for all of it); the interleaved " +
     "run of every variant is repeated on a corrected link (interpolated between earlier runs " +
     "once they bracket the target, else along their slope) " +
     `while its own top-2 share misses the target by more than ±${SHARE_TOLERANCE} (at ` +
