@@ -100,10 +100,23 @@ async function runOp(
 const WARMUP_CALLS = 20;
 /** Time limit of the warm-up calls of one size (at least one call runs). */
 const WARMUP_MS = 1000;
+/**
+ * Timed calls go on past the minimum while they have taken less than this
+ * in all (with their paired references; a quarter of it with `--quick`),
+ * up to {@linkcode MAX_TIMED_CALLS}:
+ * a call of a few milliseconds is mostly thread wake-ups on 2 cores, and the
+ * median of 9 such calls moved by a third from run to run (a `local`
+ * all-to-all of 8 MiB per peer: 1.56 and 2.28 ms in two runs, against
+ * 1.2–1.85 ms in medians of 9 taken back to back after 200 calls).
+ */
+const TIMED_MS = 1000;
+/** The most timed calls of one size. */
+const MAX_TIMED_CALLS = 100;
 
 /**
- * Times in ms of `reps` calls after a warm-up ({@linkcode WARMUP_CALLS});
- * inputs are made before the clock starts. `paired`, when given, runs right
+ * Times in ms of at least `reps` calls after a warm-up ({@linkcode WARMUP_CALLS}),
+ * more while all of them have taken less than `timedMs` (see
+ * {@linkcode TIMED_MS}); inputs are made before the clock starts. `paired`, when given, runs right
  * after each call (outside its clock, once in the warm-up too) and its
  * results come back, so that references measured under the same load as
  * each call can be compared call by call.
@@ -113,6 +126,7 @@ async function timeOp<T>(
   op: Op,
   bytes: number,
   reps: number,
+  timedMs: number,
   paired?: () => Promise<T>,
 ): Promise<{ ms: number[]; paired: T[] }> {
   // A reduce-scatter's outputs are 1/n of its inputs: it gets fresh inputs, outside the clock.
@@ -125,7 +139,12 @@ async function timeOp<T>(
   }
   await paired?.();
   const out = { ms: [] as number[], paired: [] as T[] };
-  for (let i = 0; i < reps; i++) {
+  const timedStart = performance.now();
+  for (
+    let i = 0;
+    i < reps || (i < MAX_TIMED_CALLS && performance.now() - timedStart < timedMs);
+    i++
+  ) {
     await Promise.all(group.map((c) => c.barrier()));
     const t0 = performance.now();
     const outputs = await runOp(group, op, input);
@@ -204,6 +223,7 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
       : sizes;
   const ops: Op[] = ["alltoall", "allreduce", "allgather", "reducescatter", "broadcast"];
   const reps = quick ? 5 : 9;
+  const timedMs = quick ? TIMED_MS / 4 : TIMED_MS;
   const rows: Row[] = [];
   const emit = (c: string, metric: string, value: number, unit: string) => {
     const row: Row = { bench: "collectives", case: c, metric, value: +value.toFixed(3), unit };
@@ -236,6 +256,7 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
               op,
               bytes,
               reps,
+              timedMs,
               pairPlain
                 ? async () => ({
                   plain: await plainPubSub(server.url, crossing, Math.min(crossing, 1 << 20)),
@@ -248,6 +269,7 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
             const algbw = bytes / ms / 1e3;
             const busbw = algbw * BUS_FACTOR[op](RANKS);
             emit(c, "time_ms", ms, "ms");
+            emit(c, "timed_calls", t.ms.length, "calls");
             emit(c, "algbw_mb_per_s", algbw, "MB/s");
             emit(c, "busbw_mb_per_s", busbw, "MB/s");
             if (op === "alltoall") emit(c, "bytes_per_peer", bytes / RANKS, "B");
