@@ -26,7 +26,7 @@ import {
   unshapedShare,
 } from "./scenarios.ts";
 import { timelineSvg } from "./timeline_svg.ts";
-import { whyShort } from "./report_why.ts";
+import { speedupSources, whyShort } from "./report_why.ts";
 
 /** Issue 6's targets for ScMoE Pos-2: `[train, infer, hidden]`. */
 const TARGETS: Record<string, [number, number, number]> = {
@@ -244,6 +244,7 @@ export async function runReportBench(args: string[]): Promise<void> {
         }),
       ),
       "",
+      ...speedupSources(value, scenario),
     );
     const target = TARGETS[scenario];
     if (target) {

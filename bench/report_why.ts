@@ -1,9 +1,11 @@
 /**
- * The report's account of why ScMoE Pos-2 falls short of a speed-up target
- * in a scenario, from the traced steps' figures (`deno task bench
- * scenarios` rows): where its step's time goes beside top-2's, whether even
- * its bound (the MoE block at max(compute, communication)) reaches the
- * target, and what hiding all of top-2's communication would reach.
+ * The report's account of ScMoE Pos-2's speed-up over top-2 in a scenario,
+ * from the traced steps' figures (`deno task bench scenarios` rows): how
+ * much of it is communication hidden and how much the rest of the step;
+ * and, where it falls short of a target, where its step's time goes beside
+ * top-2's, whether even its bound (the MoE block at max(compute,
+ * communication)) reaches the target, and what hiding all of top-2's
+ * communication would reach.
  *
  * @module
  */
@@ -14,8 +16,9 @@ export type RowValue = (c: string, metric: string) => number;
 
 /**
  * The speed-up over top-2 of a step with top-2's compute and none of its
- * communication exposed (ScMoE Pos-2 computes as much per token as top-2:
- * a shared expert and one routed expert), beside what `target` asks of it.
+ * communication exposed (what hiding alone gives a variant that computes
+ * as much as top-2, as ScMoE Pos-2 does by its FLOPs: a shared expert and
+ * one routed expert per token), beside what `target` asks of it.
  *
  * @example
  * ```ts
@@ -31,6 +34,53 @@ export function ceilingText(top2StepMs: number, top2ExposedMs: number, target: n
     `${pct(top2ExposedMs / top2StepMs)} of its step, and ${target}x needs at least ` +
     `${pct(1 - 1 / target)}` +
     (ceiling < target ? ": out of reach unless the step computes less than top-2's." : ".");
+}
+
+/**
+ * Markdown lines saying, for training and inference, what Pos-2's step
+ * saves over top-2's and where from: the communication top-2 leaves exposed
+ * and Pos-2 hides, and the rest (compute, hand-off and all-reduce waits,
+ * which may be longer in Pos-2's step: then the rest is negative); and the
+ * speed-up hiding alone would give it, with top-2's step otherwise.
+ *
+ * @example
+ * ```ts
+ * import { speedupSources } from "./report_why.ts";
+ * const rows: Record<string, number> = {
+ *   "s/top2 train_step_ms": 120, "s/top2 exposed_ms": 30,
+ *   "s/scmoe-pos2 train_step_ms": 100, "s/scmoe-pos2 exposed_ms": 5,
+ * };
+ * speedupSources((c, m) => rows[`${c} ${m}`] ?? NaN, "s")[2];
+ * // "- Training: 20 ms saved per step, 25 ms of it communication hidden and -5 ms
+ * // elsewhere: hiding alone gives 1.263x (top-2's step less 25 ms), the rest 0.95x (1.2x in all)."
+ * ```
+ */
+export function speedupSources(value: RowValue, scenario: string): string[] {
+  const pos2 = `${scenario}/scmoe-pos2`, top2 = `${scenario}/top2`;
+  const lines = (["train", "infer"] as const).flatMap((kind) => {
+    const pre = kind === "train" ? "" : "infer_";
+    const step = value(pos2, `${kind}_step_ms`), step2 = value(top2, `${kind}_step_ms`);
+    const exposed = value(pos2, `${pre}exposed_ms`), exposed2 = value(top2, `${pre}exposed_ms`);
+    if (![step, step2, exposed, exposed2].every(Number.isFinite)) return [];
+    const hidden = exposed2 - exposed;
+    const elsewhere = step2 - step - hidden;
+    const byHiding = step2 / (step2 - hidden);
+    return [
+      `- ${kind === "train" ? "Training" : "Inference"}: ${formatFigure(step2 - step)} ms saved ` +
+      `per step, ${formatFigure(hidden)} ms of it communication hidden and ` +
+      `${formatFigure(elsewhere)} ms elsewhere: hiding alone gives ${formatFigure(byHiding)}x ` +
+      `(top-2's step less ${formatFigure(hidden)} ms), the rest ` +
+      `${formatFigure((step2 - hidden) / step)}x ` +
+      `(${formatFigure(step2 / step)}x in all).`,
+    ];
+  });
+  return lines.length === 0 ? [] : [
+    "Where Pos-2's speed-up comes from (medians; communication hidden = top-2's exposed " +
+    "communication less Pos-2's; elsewhere = compute, hand-off and all-reduce waits):",
+    "",
+    ...lines,
+    "",
+  ];
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { deepEqual as assertEquals, ok } from "node:assert/strict";
 import { barChartSvg } from "../bench/bar_chart_svg.ts";
-import { whyShort } from "../bench/report_why.ts";
+import { speedupSources, whyShort } from "../bench/report_why.ts";
 import { type CaseResult, correctLink, figure, groupFigure } from "../bench/overlap.ts";
 import type { OverlapReport } from "../models/overlap_report.ts";
 import {
@@ -201,6 +201,38 @@ Deno.test("report: why Pos-2 falls short, from the figures, by hand", () => {
     ),
   );
   assertEquals(whyShort(value, "s", [1.1, 1.66]), []);
+});
+
+Deno.test("report: Pos-2's speed-up split into communication hidden and the rest, by hand", () => {
+  const rows: Record<string, number> = {
+    "s/top2 train_step_ms": 120,
+    "s/top2 exposed_ms": 30,
+    "s/scmoe-pos2 train_step_ms": 100,
+    "s/scmoe-pos2 exposed_ms": 5,
+    "s/top2 infer_step_ms": 50,
+    "s/top2 infer_exposed_ms": 10,
+    "s/scmoe-pos2 infer_step_ms": 25,
+    "s/scmoe-pos2 infer_exposed_ms": 0,
+  };
+  const value = (c: string, m: string) => rows[`${c} ${m}`] ?? NaN;
+  const lines = speedupSources(value, "s");
+  assertEquals(lines.length, 5); // a heading, a blank line, training, inference, a blank line
+  // Training: 25 ms hidden of 20 saved, so Pos-2's step is 5 ms longer elsewhere;
+  // 120 / 95 from hiding, 95 / 100 from the rest, 120 / 100 in all.
+  assertEquals(
+    lines[2],
+    "- Training: 20 ms saved per step, 25 ms of it communication hidden and -5 ms elsewhere: " +
+      "hiding alone gives 1.263x (top-2's step less 25 ms), the rest 0.95x (1.2x in all).",
+  );
+  // Inference: 10 ms hidden of 25 saved; 50 / 40 and 40 / 25 make 2x.
+  assertEquals(
+    lines[3],
+    "- Inference: 25 ms saved per step, 10 ms of it communication hidden and 15 ms elsewhere: " +
+      "hiding alone gives 1.25x (top-2's step less 10 ms), the rest 1.6x (2x in all).",
+  );
+  delete rows["s/top2 infer_exposed_ms"];
+  assertEquals(speedupSources(value, "s").length, 4); // training only
+  assertEquals(speedupSources(() => NaN, "s"), []);
 });
 
 Deno.test("step time: the slowest rank's in each step, median over steps, by hand", () => {
