@@ -39,9 +39,12 @@ export function ceilingText(top2StepMs: number, top2ExposedMs: number, target: n
 /**
  * Markdown lines saying, for training and inference, what Pos-2's step
  * saves over top-2's and where from: the communication top-2 leaves exposed
- * and Pos-2 hides, and the rest (compute, hand-off and all-reduce waits,
- * which may be longer in Pos-2's step: then the rest is negative); and the
- * speed-up hiding alone would give it, with top-2's step otherwise.
+ * and Pos-2 hides; the waits for the later rank to issue an all-to-all
+ * (skew: exposed from the rank's own issue less exposed from the last
+ * issue), when the rows have them; and the rest (compute, hand-off and
+ * all-reduce waits, negative where Pos-2's are longer). Then the speed-up
+ * hiding the communication alone would give, with top-2's step otherwise,
+ * and the factor of the rest.
  *
  * @example
  * ```ts
@@ -63,11 +66,16 @@ export function speedupSources(value: RowValue, scenario: string): string[] {
     const exposed = value(pos2, `${pre}exposed_ms`), exposed2 = value(top2, `${pre}exposed_ms`);
     if (![step, step2, exposed, exposed2].every(Number.isFinite)) return [];
     const hidden = exposed2 - exposed;
-    const elsewhere = step2 - step - hidden;
+    const skew = value(top2, `${pre}exposed_ms_with_skew`) - exposed2 -
+      (value(pos2, `${pre}exposed_ms_with_skew`) - exposed);
+    const skewPart = Number.isFinite(skew)
+      ? `, ${formatFigure(skew)} ms waits for the later rank to issue (skew)`
+      : "";
+    const elsewhere = step2 - step - hidden - (Number.isFinite(skew) ? skew : 0);
     const byHiding = step2 / (step2 - hidden);
     return [
       `- ${kind === "train" ? "Training" : "Inference"}: ${formatFigure(step2 - step)} ms saved ` +
-      `per step, ${formatFigure(hidden)} ms of it communication hidden and ` +
+      `per step, ${formatFigure(hidden)} ms of it communication hidden${skewPart} and ` +
       `${formatFigure(elsewhere)} ms elsewhere: hiding alone gives ${formatFigure(byHiding)}x ` +
       `(top-2's step less ${formatFigure(hidden)} ms), the rest ` +
       `${formatFigure((step2 - hidden) / step)}x ` +
@@ -76,7 +84,9 @@ export function speedupSources(value: RowValue, scenario: string): string[] {
   });
   return lines.length === 0 ? [] : [
     "Where Pos-2's speed-up comes from (medians; communication hidden = top-2's exposed " +
-    "communication less Pos-2's; elsewhere = compute, hand-off and all-reduce waits):",
+    "communication less Pos-2's, from the last rank's issue of each all-to-all; skew = the " +
+    "same from each rank's own issue, less that; elsewhere = compute, hand-off and " +
+    "all-reduce waits):",
     "",
     ...lines,
     "",

@@ -485,6 +485,8 @@ async function measureWith(
         push(c, `${pre}block_compute_ms`, med(name, kind, (r) => r.computeMs), "ms");
         push(c, `${pre}block_comm_ms`, moved(name, kind, (f) => f.commMs), "ms");
         push(c, `${pre}exposed_ms`, moved(name, kind, (f) => f.exposedMs), "ms");
+        // From this rank's own issue: its waits for the later rank to issue too (skew).
+        push(c, `${pre}exposed_ms_with_skew`, med(name, kind, (r) => r.exposedMs), "ms");
         push(c, `${pre}handoff_ms`, moved(name, kind, (f) => f.handoffMs), "ms");
       }
       for (const line of of(name, "train")[0].decisions) log(`${c} rank 0 ${line}`);

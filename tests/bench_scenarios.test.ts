@@ -230,6 +230,15 @@ Deno.test("report: Pos-2's speed-up split into communication hidden and the rest
     "- Inference: 25 ms saved per step, 10 ms of it communication hidden and 15 ms elsewhere: " +
       "hiding alone gives 1.25x (top-2's step less 10 ms), the rest 1.6x (2x in all).",
   );
+  // With the waits from each rank's own issue: top-2 waited 12 ms more, Pos-2 2 ms more.
+  rows["s/top2 exposed_ms_with_skew"] = 42;
+  rows["s/scmoe-pos2 exposed_ms_with_skew"] = 7;
+  assertEquals(
+    speedupSources(value, "s")[2],
+    "- Training: 20 ms saved per step, 25 ms of it communication hidden, 10 ms waits for the " +
+      "later rank to issue (skew) and -15 ms elsewhere: hiding alone gives 1.263x (top-2's step " +
+      "less 25 ms), the rest 0.95x (1.2x in all).",
+  );
   delete rows["s/top2 infer_exposed_ms"];
   assertEquals(speedupSources(value, "s").length, 4); // training only
   assertEquals(speedupSources(() => NaN, "s"), []);
