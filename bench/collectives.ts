@@ -103,11 +103,11 @@ const WARMUP_MS = 1000;
 /**
  * Timed calls go on past the minimum while they have taken less than this
  * in all (with their paired references; a quarter of it with `--quick`),
- * up to {@linkcode MAX_TIMED_CALLS}:
- * a call of a few milliseconds is mostly thread wake-ups on 2 cores, and the
- * median of 9 such calls moved by a third from run to run (a `local`
- * all-to-all of 8 MiB per peer: 1.56 and 2.28 ms in two runs, against
- * 1.2–1.85 ms in medians of 9 taken back to back after 200 calls).
+ * up to {@linkcode MAX_TIMED_CALLS}: a call of a few milliseconds is mostly
+ * thread wake-ups on 2 cores, and the median of 9 such calls moved by a
+ * third from run to run (a `local` all-to-all of 8 MiB per peer: 1.56 and
+ * 2.28 ms in two runs, against 1.2–1.85 ms in medians of 9 taken back to
+ * back after 200 calls).
  */
 const TIMED_MS = 1000;
 /** The most timed calls of one size. */
@@ -116,10 +116,10 @@ const MAX_TIMED_CALLS = 100;
 /**
  * Times in ms of at least `reps` calls after a warm-up ({@linkcode WARMUP_CALLS}),
  * more while all of them have taken less than `timedMs` (see
- * {@linkcode TIMED_MS}); inputs are made before the clock starts. `paired`, when given, runs right
- * after each call (outside its clock, once in the warm-up too) and its
- * results come back, so that references measured under the same load as
- * each call can be compared call by call.
+ * {@linkcode TIMED_MS}); inputs are made before the clock starts. `paired`,
+ * when given, runs right after each call (outside its clock, once in the
+ * warm-up too) and its results come back, so that references measured under
+ * the same load as each call can be compared call by call.
  */
 async function timeOp<T>(
   group: Communicator[],
