@@ -13,6 +13,7 @@ import {
   runOnRanks,
 } from "../bench/overlap.ts";
 import { startShapedRanks } from "../bench/overlap_netns.ts";
+import { spanCollectives } from "../models/overlap_report.ts";
 
 /** Serial top-2, a small model: about 650 kB sent by each rank in a training step's all-to-alls. */
 const CASE: OverlapCase = {
@@ -50,17 +51,18 @@ function a2a(results: CaseResult[], rate: number) {
 }
 
 /**
- * The largest dense-gradient all-reduce of the last step: its time (issue to
- * completion, the least over ranks: the least skew) and its bytes at `rate`.
+ * The largest dense-gradient all-reduce of the last step: its time as the
+ * group's exchange (`spanCollectives`: from the last rank's issue to the last
+ * rank's completion; a rank that issued late finds its peer's bytes already
+ * through the shaper, so its own issue-to-completion under-reads the link)
+ * and its bytes at `rate`.
  */
 function grads(results: CaseResult[], rate: number) {
-  const largest = results.map((c) =>
-    c.reports[CASE.steps - 1].ops!
-      .filter((o) => o.kind === "comm" && o.name.startsWith("grads.allreduce."))
-      .reduce((a, o) => (o.bytes! > a.bytes! ? o : a))
-  );
-  const ms = Math.min(...largest.map((o) => o.endMs - o.startMs));
-  return { ms, atRateMs: (largest[0].bytes! / rate) * 1e3 };
+  const spans = spanCollectives(results.map((c) => c.reports[CASE.steps - 1].ops!));
+  const largest = spans[0]
+    .filter((o) => o.kind === "comm" && o.name.startsWith("grads.allreduce."))
+    .reduce((a, o) => (o.bytes! > a.bytes! ? o : a));
+  return { ms: largest.endMs - largest.startMs, atRateMs: (largest.bytes! / rate) * 1e3 };
 }
 
 /** The shape of a run's results: names, step counts, report keys and timed op names per rank. */
@@ -123,7 +125,8 @@ Deno.test({
       ok(near(s), "shaped all-to-alls off the rate");
       ok(u.ms < 0.5 * s.ms, "the shaped run is not slower than the unshaped one");
       ok(near(f), "re-shaped all-to-alls off the rate");
-      ok(gs.ms < 0.25 * gs.atRateMs, "the dense-gradient group is shaped");
+      // Unshaped, the group moves these bytes in well under half their time at the rate.
+      ok(gs.ms < 0.5 * gs.atRateMs, "the dense-gradient group is shaped");
       ok(gf.ms > 0.8 * gf.atRateMs, "gradients on the link are not shaped");
 
       // The same case on rank Workers with the link model: results of the same shape.
