@@ -20,3 +20,5 @@
 export * from "./actors/mod.ts";
 export * from "./collectives/mod.ts";
 export * from "./models/mod.ts";
+export * from "./training/mod.ts";
+export { type Tensor, tf, type Variable } from "./models/tf.ts";

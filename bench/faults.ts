@@ -17,11 +17,11 @@ import {
 } from "../actors/mod.ts";
 import { freePort } from "../actors/nats_server.ts";
 import { loadLatestValid } from "../models/checkpoint.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
 import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "./faults_frames.ts";
 import { multihostTrain } from "./multihost.ts";
 import { type BenchRow, printRows } from "./output.ts";
-import { type Recovery, train, type TrainOptions, type TrainSummary } from "./train.ts";
+import { trainWithArgs } from "../cli/train.ts";
+import type { Recovery, TrainOptions, TrainSummary } from "../mod.ts";
 
 /** What one fault case measured. */
 export interface FaultResult {
@@ -48,13 +48,11 @@ function runArgs(steps: number): string[] {
   return ["--steps", String(steps), "--batch", "4", "--seq", "16", "--eval-every", "0"];
 }
 
-/** Flags of the small run every case trains. */
-function runFlags(dir: string, steps: number, more: string[] = []) {
-  return parseTrainFlags([...runArgs(steps), "--out", dir, ...more]);
-}
-
 async function quiet(dir: string, steps: number, more: string[], options: TrainOptions = {}) {
-  return await train(runFlags(dir, steps, more), { verbose: false, ...options });
+  return await trainWithArgs([...runArgs(steps), "--out", dir, ...more], {
+    verbose: false,
+    ...options,
+  });
 }
 
 /** Asked steps 1..steps not found exactly once in `dir/metrics.jsonl`. */

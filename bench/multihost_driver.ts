@@ -22,8 +22,9 @@ import { decode } from "../actors/codec.ts";
 import { type AgentInfo, DISCOVER_SUBJECT } from "../actors/agent.ts";
 import { connectNats, credentialsFromEnv } from "../actors/bus_nats.ts";
 import { placementOf } from "../actors/mod.ts";
-import { EXIT_STOPPED, type Recovery, train, TrainingStopped } from "./train.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
+import { trainWithArgs } from "../cli/train.ts";
+import { EXIT_STOPPED } from "../cli/run.ts";
+import { type Recovery, TrainingStopped } from "../mod.ts";
 
 /** What the driver prints. */
 export interface DriverReport {
@@ -116,26 +117,23 @@ if (import.meta.main) {
   const actorIds: string[] = [];
   let groupId = "";
   let conns: Connection[] = [];
-  const run = train(
-    parseTrainFlags([...positionals, "--cluster", values.cluster, "--out", values.out]),
-    {
-      verbose: true,
-      init: {
-        token: Deno.env.get("SCMOE_NATS_TOKEN"),
-        heartbeatTimeoutMs: Number(values["heartbeat-ms"]),
-      },
-      rankHosts: hosts,
-      onStep: async (step, group) => {
-        console.log(`step ${step}`);
-        lastPlacements = group.handles.map((h) => placementOf(h));
-        if (step !== 1 || placements.length) return;
-        placements.push(...group.handles.map((h) => placementOf(h)));
-        actorIds.push(...group.handles.map((h) => h.actorId));
-        groupId = group.groupId;
-        conns = await connections(values.monitor!.split(",").filter(Boolean));
-      },
+  const run = trainWithArgs([...positionals, "--cluster", values.cluster, "--out", values.out], {
+    verbose: true,
+    init: {
+      token: Deno.env.get("SCMOE_NATS_TOKEN"),
+      heartbeatTimeoutMs: Number(values["heartbeat-ms"]),
     },
-  );
+    rankHosts: hosts,
+    onStep: async (step, group) => {
+      console.log(`step ${step}`);
+      lastPlacements = group.handles.map((h) => placementOf(h));
+      if (step !== 1 || placements.length) return;
+      placements.push(...group.handles.map((h) => placementOf(h)));
+      actorIds.push(...group.handles.map((h) => h.actorId));
+      groupId = group.groupId;
+      conns = await connections(values.monitor!.split(",").filter(Boolean));
+    },
+  });
   const summary = await run.catch((e) => {
     if (!(e instanceof TrainingStopped)) throw e;
     console.error(`error: ${e.message}`);

@@ -13,9 +13,8 @@
  *
  * @module
  */
-import { parseTrainFlags } from "../models/config_flags.ts";
 import { type BenchRow, printRows } from "./output.ts";
-import { train } from "./train.ts";
+import { trainWithArgs } from "../cli/train.ts";
 
 /** The variants compared, as `case` names, with their `deno task train` flags. */
 export const QUALITY_CASES: Readonly<Record<string, readonly string[]>> = {
@@ -57,15 +56,14 @@ export async function runQualityBench(args: string[]): Promise<void> {
   const losses: Record<string, number> = {};
   const names = Object.keys(QUALITY_CASES);
   for (const [i, name] of names.entries()) {
-    const flags = parseTrainFlags([
+    const r = await trainWithArgs([
       ...QUALITY_CASES[name],
       ...(quick ? QUICK : []),
       "--seed",
       "1",
       "--out",
       `${root}/${name}`,
-    ]);
-    const r = await train(flags, { checkpoints: false, verbose: false });
+    ], { checkpoints: false, verbose: false });
     losses[name] = r.valLoss;
     console.error(
       `quality: ${name} (${i + 1}/${names.length}) validation loss ${r.valLoss.toFixed(4)} ` +

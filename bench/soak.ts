@@ -9,10 +9,9 @@
  *
  * @module
  */
-import type { RankMemory } from "../models/rank_actor.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
+import type { RankMemory } from "../mod.ts";
 import { type BenchRow, printRows } from "./output.ts";
-import { train } from "./train.ts";
+import { trainWithArgs } from "../cli/train.ts";
 
 /** One memory sample, taken after `step`. */
 interface Sample {
@@ -45,21 +44,18 @@ export async function runSoakBench(args: string[]): Promise<void> {
   const samples: Sample[] = [];
   const t0 = performance.now();
   try {
-    await train(
-      parseTrainFlags([
-        ...["--steps", String(steps), "--batch", "8", "--seq", "32", "--ranks", "2"],
-        ...["--eval-every", String(steps / 8), "--ckpt-every", String(steps / 4), "--out", dir],
-      ]),
-      {
-        verbose: false,
-        onStep: async (step, group) => {
-          if (step % every !== 0) return;
-          const { rss, heapUsed } = Deno.memoryUsage();
-          const ranks = await group.all((r) => r.memory());
-          samples.push({ step, driverRss: rss, driverHeap: heapUsed, ranks });
-        },
+    await trainWithArgs([
+      ...["--steps", String(steps), "--batch", "8", "--seq", "32", "--ranks", "2"],
+      ...["--eval-every", String(steps / 8), "--ckpt-every", String(steps / 4), "--out", dir],
+    ], {
+      verbose: false,
+      onStep: async (step, group) => {
+        if (step % every !== 0) return;
+        const { rss, heapUsed } = Deno.memoryUsage();
+        const ranks = await group.all((r) => r.memory());
+        samples.push({ step, driverRss: rss, driverHeap: heapUsed, ranks });
       },
-    );
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

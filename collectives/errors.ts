@@ -21,6 +21,8 @@ export class CollectiveTimeoutError extends Error {
   readonly missingRanks: number[];
 
   /**
+   * Makes the error.
+   *
    * @param op Name of the operation, e.g. `"alltoallv"`.
    * @param rank The rank that timed out.
    * @param missingRanks Ranks that had not delivered.
@@ -53,6 +55,8 @@ export class PeerDiedError extends Error {
   readonly deadRank: number;
 
   /**
+   * Makes the error.
+   *
    * @param deadRank The rank that died.
    * @param reason What the runtime knows about the death.
    */
@@ -73,7 +77,11 @@ export class PeerDiedError extends Error {
  * ```
  */
 export class CommunicatorClosedError extends Error {
-  /** @param groupId The closed group. */
+  /**
+   * Makes the error.
+   *
+   * @param groupId The closed group.
+   */
   constructor(groupId: string) {
     super(`communicator ${groupId} is closed`);
     this.name = "CommunicatorClosedError";

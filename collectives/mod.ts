@@ -19,3 +19,4 @@ export * from "./errors.ts";
 export { createCommunicator } from "./comm.ts";
 export { createMemoryGroup, type MemoryGroupOptions } from "./memory.ts";
 export { meshPorts } from "./local.ts";
+export type { NatsCredentials } from "./nats_connect.ts";

@@ -18,8 +18,9 @@ export interface NatsCredentials {
   servers: string[];
   /** Auth token, if the server requires one. */
   token?: string;
-  /** User name and password, if the server requires them. */
+  /** User name, if the server requires a user and password. */
   user?: string;
+  /** Password of `user`. */
   pass?: string;
   /** An nkey seed (`SU...`), if the server authenticates users by nkey. */
   nkeySeed?: string;

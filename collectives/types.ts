@@ -90,9 +90,13 @@ export interface Communicator {
 
 /** A group whose members are Workers of one process, joined by MessagePorts. */
 export interface LocalGroupSpec {
+  /** Which transport. */
   kind: "local";
+  /** The group's name. */
   groupId: string;
+  /** This member's rank. */
   rank: number;
+  /** Members in the group. */
   size: number;
   /** `ports[j]` talks to rank j; `ports[rank]` is unused (null). */
   ports: (MessagePort | null)[];
@@ -106,9 +110,13 @@ export interface LocalGroupSpec {
 
 /** A group whose members talk through a NATS server. */
 export interface NatsGroupSpec extends NatsCredentials {
+  /** Which transport. */
   kind: "nats";
+  /** The group's name. */
   groupId: string;
+  /** This member's rank. */
   rank: number;
+  /** Members in the group. */
   size: number;
   /** Random job id; subjects are namespaced by it. */
   jobId: string;

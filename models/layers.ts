@@ -7,9 +7,10 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "./tf.ts";
 
 /** Looks a parameter up by its role name. */
-export type ParamLookup = (name: string) => tf.Tensor;
+export type ParamLookup = (name: string) => Tensor;
 
 /** `LN(x) = (x - mean) / sqrt(var + 1e-5) * g + b` over the last axis. */
 export function layerNorm(x: tf.Tensor, p: ParamLookup, prefix: string): tf.Tensor {

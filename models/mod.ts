@@ -51,7 +51,9 @@ export {
   type Variant,
   VARIANTS,
 } from "./config.ts";
-export type { GateStats } from "./gate.ts";
+export type { GateStats, Route } from "./gate.ts";
+export type { ParamLookup } from "./layers.ts";
+export type { PlannerOptions } from "./overlap_strategy.ts";
 export {
   createModel,
   disposeModel,
@@ -65,5 +67,64 @@ export {
   type StepResult,
   trainStep,
 } from "./model.ts";
-export { type ParamSpec, paramSpecs } from "./params.ts";
-export { buildProgram, type Step } from "./program.ts";
+export { type Init, type ParamSpec, paramSpecs } from "./params.ts";
+export {
+  buildProgram,
+  type ComputeStep,
+  type ExchangeStep,
+  type RouteStep,
+  type RunContext,
+  type Step,
+} from "./program.ts";
+export type { ScheduleOptions } from "./scheduler.ts";
+export type {
+  BlockLayout,
+  BlockOverlap,
+  Measured,
+  OverlapFigures,
+  OverlapReport,
+  TimedOp,
+} from "./overlap_report.ts";
+export {
+  AdamW,
+  type AdamWOptions,
+  clipScale,
+  type GradSquares,
+  localGradSquares,
+  type OptimizerState,
+  type Schedule,
+  warmupCosine,
+  type WarmupCosineOptions,
+} from "./optimizer.ts";
+export {
+  type CheckpointContents,
+  CheckpointError,
+  checkpointName,
+  expertIndex,
+  expertRange,
+  type FoundCheckpoint,
+  type HostArray,
+  type HostTensor,
+  loadCheckpoint,
+  loadLatestValid,
+  type LoadOptions,
+  mergeShards,
+  saveCheckpoint,
+  type SaveOptions,
+  shardExperts,
+  type TrainState,
+} from "./checkpoint.ts";
+export {
+  type Batch,
+  brownData,
+  type BrownDataOptions,
+  type BrownDocument,
+  loadBrown,
+  type LoadBrownOptions,
+  type SamplerOptions,
+  type ShardOptions,
+  VOCAB_SIZE,
+  WindowSampler,
+} from "./data.ts";
+export { sampleToken, type SamplingOptions, seededUniform } from "./sample.ts";
+export { type OverlapSummary, type StepOverlap } from "./overlap_metrics.ts";

@@ -8,6 +8,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf.ts";
 import { createMemoryGroup } from "../collectives/memory.ts";
 import type { Communicator } from "../collectives/types.ts";
 import { readsSynchronously } from "./backend.ts";
@@ -44,7 +45,7 @@ export interface Model {
   /** Seed of the parameters and the gate noise. */
   readonly seed: number;
   /** This rank's parameters by role name: every dense one and its experts (global indices). */
-  readonly params: Map<string, tf.Variable>;
+  readonly params: Map<string, Variable>;
   /** The global experts this rank holds, `[lo, hi)`. */
   readonly experts: [number, number];
   /** Training steps taken; keys the gate noise. Restore it when resuming. */
@@ -145,7 +146,7 @@ export interface StepResult extends LossResult {
    * name: dense ones all-reduced (identical on every rank), experts' held by
    * their owner only. The caller disposes them.
    */
-  grads: Map<string, tf.Tensor>;
+  grads: Map<string, Tensor>;
 }
 
 /**
@@ -252,7 +253,7 @@ export async function forward(
   model: Model,
   input: ForwardInput,
   opts: RunOptions = {},
-): Promise<tf.Tensor> {
+): Promise<Tensor> {
   return (await forwardRun(model, input, opts)).logits;
 }
 

@@ -17,6 +17,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf.ts";
 import { expertIndex, type HostTensor } from "./checkpoint.ts";
 
 /** A learning rate for a 0-based optimizer step. */
@@ -76,7 +77,7 @@ export interface GradSquares {
  * apart by name ({@linkcode expertIndex}). The global norm is
  * `sqrt(dense + sum over ranks of expert)`. Summed in float64.
  */
-export function localGradSquares(grads: ReadonlyMap<string, tf.Tensor>): GradSquares {
+export function localGradSquares(grads: ReadonlyMap<string, Tensor>): GradSquares {
   const sums: GradSquares = { dense: 0, expert: 0 };
   for (const [name, grad] of grads) {
     let s = 0;
@@ -134,7 +135,7 @@ export class AdamW {
   #step = 0;
 
   /** Starts with zero moments for every parameter in `params`. */
-  constructor(params: ReadonlyMap<string, tf.Variable>, options: AdamWOptions) {
+  constructor(params: ReadonlyMap<string, Variable>, options: AdamWOptions) {
     const { lr, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1 } = options;
     const decay = options.decay ?? decaysWeight;
     this.#params = params;
@@ -166,7 +167,7 @@ export class AdamW {
    *
    * @returns the learning rate used.
    */
-  update(grads: ReadonlyMap<string, tf.Tensor>, scale = 1): number {
+  update(grads: ReadonlyMap<string, Tensor>, scale = 1): number {
     for (const name of grads.keys()) {
       if (!this.#params.has(name)) throw new Error(`gradient for unknown parameter ${name}`);
     }

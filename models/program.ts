@@ -17,6 +17,7 @@
  */
 
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "./tf.ts";
 import {
   gateTaps,
   hasSharedExpert,
@@ -64,6 +65,7 @@ export interface RunContext {
 
 /** A differentiable step: `outputs = run(inputs)`. */
 export interface ComputeStep {
+  /** Which kind of step. */
   kind: "compute";
   /** Unique step name (used in traces). */
   name: string;
@@ -72,18 +74,19 @@ export interface ComputeStep {
   /** Names of the output values. */
   outputs: string[];
   /** The forward computation; must not dispose its inputs. */
-  run(x: tf.Tensor[], p: ParamLookup, ctx: RunContext): tf.Tensor[];
+  run(x: Tensor[], p: ParamLookup, ctx: RunContext): Tensor[];
 }
 
 /** Off-tape routing: gate scores, read to the host, decided into a {@linkcode Route}. */
 export interface RouteStep {
+  /** Which kind of step. */
   kind: "route";
   /** The gate application; the route is stored under this name. */
   name: string;
   /** The tap value. */
   inputs: [string];
   /** Gate logits [S, E] of the tap. */
-  scores(x: tf.Tensor, p: ParamLookup, ctx: RunContext): tf.Tensor;
+  scores(x: Tensor, p: ParamLookup, ctx: RunContext): Tensor;
   /** The decisions from the scores. */
   decide(scores: Float32Array, ctx: RunContext): Route;
 }
@@ -93,6 +96,7 @@ export interface RouteStep {
  * holds it; `combine` sends expert outputs back to the rows' sources.
  */
 export interface ExchangeStep {
+  /** Which exchange: rows to their experts, or expert outputs back. */
   kind: "dispatch" | "combine";
   /** Unique step name (also the collective's tag stem). */
   name: string;

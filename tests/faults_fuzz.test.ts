@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { runtimeStats } from "../actors/mod.ts";
 import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "../bench/faults_frames.ts";
-import { train } from "../bench/train.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
+import { trainWithArgs } from "../cli/train.ts";
 import { assertSameCurve, metricLines, smallRun } from "./helpers/faults.ts";
 
 const FRAMES = 10_000;
@@ -18,12 +17,12 @@ Deno.test("10,000 malformed frames on control and data subjects during training"
   const tmp = await Deno.makeTempDir({ prefix: "faults_fuzz_" });
   try {
     const flags = [...smallRun(10), "--cluster", "nats"];
-    await train(parseTrainFlags([...flags, "--out", `${tmp}/clean`]), { verbose: false });
+    await trainWithArgs([...flags, "--out", `${tmp}/clean`], { verbose: false });
 
     let fuzzing: Promise<FuzzCounts> | undefined;
     let counts: FuzzCounts | undefined;
     let rejected = { driver: 0, data: 0 };
-    await train(parseTrainFlags([...flags, "--out", `${tmp}/fuzz`]), {
+    await trainWithArgs([...flags, "--out", `${tmp}/fuzz`], {
       verbose: false,
       onStep: async (step, group) => {
         if (step === 1) {

@@ -8,8 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { placementOf } from "../actors/mod.ts";
-import { train } from "../bench/train.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
+import { trainWithArgs } from "../cli/train.ts";
 import {
   assertSameCurve,
   killAfterSteps,
@@ -24,27 +23,32 @@ Deno.test("kill -9 of a rank mid-step: restarted, reloaded, the same loss curve 
   const tmp = await Deno.makeTempDir({ prefix: "faults_kill_" });
   try {
     const flags = [...smallRun(8), "--ckpt-every", "3"];
-    await train(parseTrainFlags([...flags, "--out", `${tmp}/clean`]), { verbose: false });
+    await trainWithArgs([...flags, "--out", `${tmp}/clean`], { verbose: false });
     const clean = await metricLines(`${tmp}/clean`);
 
     let killedAt = 0;
     let killedPid = 0;
-    const run = await train(
-      parseTrainFlags([...flags, "--cluster", "nats", "--max-restarts", "1", "--out", `${tmp}/k`]),
-      {
-        verbose: false,
-        init: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS },
-        onStep: (step, group) => {
-          if (step !== 4 || killedAt) return;
-          killedPid = Number(/process (\d+)/.exec(placementOf(group.handles[1]))![1]);
-          // Into step 5: the survivor is then inside a collective with the dead rank.
-          setTimeout(() => {
-            killedAt = Date.now();
-            Deno.kill(killedPid, "SIGKILL");
-          }, 40);
-        },
+    const run = await trainWithArgs([
+      ...flags,
+      "--cluster",
+      "nats",
+      "--max-restarts",
+      "1",
+      "--out",
+      `${tmp}/k`,
+    ], {
+      verbose: false,
+      init: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS },
+      onStep: (step, group) => {
+        if (step !== 4 || killedAt) return;
+        killedPid = Number(/process (\d+)/.exec(placementOf(group.handles[1]))![1]);
+        // Into step 5: the survivor is then inside a collective with the dead rank.
+        setTimeout(() => {
+          killedAt = Date.now();
+          Deno.kill(killedPid, "SIGKILL");
+        }, 40);
       },
-    );
+    });
     assert.ok(killedAt > 0, "the rank was killed");
     assert.equal(run.recoveries.length, 1, JSON.stringify(run.recoveries));
     const [r] = run.recoveries;

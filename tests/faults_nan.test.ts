@@ -4,11 +4,8 @@
  * run goes on, and `--max-bad-steps` NaN steps in a row stop it with one line.
  */
 import assert from "node:assert/strict";
-import { init, shutdown } from "../actors/mod.ts";
-import { RankGroup } from "../bench/ranks.ts";
-import { train, TrainingStopped } from "../bench/train.ts";
-import { resolveConfig } from "../models/config.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
+import { init, RankGroup, resolveConfig, shutdown, TrainingStopped } from "../mod.ts";
+import { trainWithArgs } from "../cli/train.ts";
 import { metricLines, smallRun } from "./helpers/faults.ts";
 
 Deno.test("a NaN gradient on one rank: every rank skips the update, state untouched", async () => {
@@ -51,7 +48,7 @@ Deno.test("train: a NaN step is skipped with a warning; --max-bad-steps in a row
   console.error = (line: string) => warnings.push(line);
   try {
     const flags = [...smallRun(6), "--max-bad-steps", "2"];
-    const run = await train(parseTrainFlags([...flags, "--out", `${tmp}/one`]), {
+    const run = await trainWithArgs([...flags, "--out", `${tmp}/one`], {
       nanGradSteps: [2],
       checkpoints: false,
     });
@@ -66,7 +63,7 @@ Deno.test("train: a NaN step is skipped with a warning; --max-bad-steps in a row
     );
 
     await assert.rejects(
-      train(parseTrainFlags([...flags, "--out", `${tmp}/two`]), {
+      trainWithArgs([...flags, "--out", `${tmp}/two`], {
         nanGradSteps: [1, 3, 4],
         checkpoints: false,
       }),

@@ -12,16 +12,15 @@ import assert from "node:assert/strict";
 import { startNatsServer } from "../actors/mod.ts";
 import { freePort } from "../actors/nats_server.ts";
 import { restartNats, STEPS } from "../bench/faults.ts";
-import { train } from "../bench/train.ts";
+import { trainWithArgs } from "../cli/train.ts";
 import { createCommunicator } from "../collectives/comm.ts";
-import { parseTrainFlags } from "../models/config_flags.ts";
 import { assertSameCurve, metricLines, smallRun } from "./helpers/faults.ts";
 
 Deno.test("nats-server restart mid-training: reconnected, resumed at the checkpoint, same loss curve", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "faults_nats_" });
   try {
     const flags = [...smallRun(STEPS), "--ckpt-every", "3", "--out", `${tmp}/clean`];
-    await train(parseTrainFlags(flags), { verbose: false });
+    await trainWithArgs(flags, { verbose: false });
     const clean = await metricLines(`${tmp}/clean`);
 
     const r = await restartNats(`${tmp}/r`);

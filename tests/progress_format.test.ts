@@ -6,7 +6,7 @@ import {
   MetricsWriter,
   ProgressBar,
   type ProgressSink,
-} from "../models/progress.ts";
+} from "../mod.ts";
 
 Deno.test("formatDuration and formatRate", () => {
   assert.deepEqual([0, 9.4, 59.6, 65, 600, 3599, 3725, 90000].map(formatDuration), [

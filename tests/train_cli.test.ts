@@ -10,7 +10,7 @@ const SMALL = ["--steps", "4", "--batch", "4", "--seq", "16", "--eval-every", "2
 
 async function trainCli(args: string[]) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/train.ts", ...args],
+    args: ["run", "-A", "cli/train.ts", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -43,10 +43,29 @@ Deno.test("train: a small run writes metrics, checkpoints and the perplexity; --
     assert.match(run.stdout, /^validation loss \d+\.\d{4}, perplexity \d+\.\d{2} after 4 steps/m);
     assert.match(
       run.stdout,
-      new RegExp(`outputs: ${a}/metrics.jsonl, checkpoint ${a}/ckpt-000004`),
+      new RegExp(`outputs: ${a}/metrics.jsonl, ${a}/summary.json, checkpoint ${a}/ckpt-000004`),
     );
     const straight = await metrics(a);
     assert.deepEqual(straight.map((m) => m.step), [1, 2, 3, 4]);
+    // The run folder: the last metrics line holds the final evaluation, and summary.json agrees.
+    const summary = JSON.parse(await Deno.readTextFile(`${a}/summary.json`));
+    const printed = Number(/^validation loss (\S+),/m.exec(run.stdout)![1]);
+    assert.ok(Number.isFinite(straight[3].val_loss), "the last line holds the final evaluation");
+    assert.equal(summary.val_loss, straight[3].val_loss);
+    assert.equal(summary.val_loss.toFixed(4), printed.toFixed(4));
+    assert.ok(Math.abs(summary.val_ppl - Math.exp(summary.val_loss)) < 1e-9);
+    assert.ok(summary.tokens_per_s > 0 && summary.step_ms > 0, JSON.stringify(summary));
+    assert.ok(summary.overlap.hiddenFraction <= 1 && summary.overlap.handoffMs >= 0);
+    assert.deepEqual(
+      [summary.config.variant, summary.config.pos, summary.config.steps, summary.config.batch],
+      ["scmoe", 2, 4, 4],
+    );
+    assert.equal(summary.config.model.nEmbd, 64);
+    assert.equal(summary.code.name, "@scmoe/actors");
+    assert.ok(
+      summary.code.commit === null || /^[0-9a-f]{12}(\+dirty)?$/.test(summary.code.commit),
+      summary.code.commit,
+    );
     for (const m of straight) {
       for (const key of ["loss", "aux_loss", "tokens_per_s", "drop_rate", "lr"]) {
         assert.ok(Number.isFinite(m[key]), `step ${m.step} ${key}: ${m[key]}`);

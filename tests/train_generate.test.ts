@@ -3,12 +3,17 @@
  * text from a checkpoint is the same on 1 and 2 ranks.
  */
 import assert from "node:assert/strict";
-import { init, shutdown } from "../actors/mod.ts";
-import { generate, parseGenerateFlags } from "../bench/generate.ts";
-import { RankGroup } from "../bench/ranks.ts";
-import { resolveConfig } from "../models/config.ts";
-import { UsageError } from "../models/config_flags.ts";
-import { sampleToken, seededUniform } from "../models/sample.ts";
+import {
+  generate,
+  init,
+  RankGroup,
+  resolveConfig,
+  sampleToken,
+  seededUniform,
+  shutdown,
+} from "../mod.ts";
+import { parseGenerateArgs } from "../cli/generate.ts";
+import { UsageError } from "../cli/flags.ts";
 
 Deno.test("sampling: greedy takes the argmax, top-p keeps the likeliest tokens", () => {
   const logits = new Float32Array([0.5, 3.0, 2.9, -1.0]);
@@ -26,9 +31,9 @@ Deno.test("sampling: greedy takes the argmax, top-p keeps the likeliest tokens",
 });
 
 Deno.test("generate: flags are checked, greedy text is the same on 1 and 2 ranks", async () => {
-  assert.throws(() => parseGenerateFlags(["--prompt", "x"]), UsageError);
+  assert.throws(() => parseGenerateArgs(["--prompt", "x"]), UsageError);
   assert.throws(
-    () => parseGenerateFlags(["--checkpoint", "d", "--prompt", "x", "--top-p", "2"]),
+    () => parseGenerateArgs(["--checkpoint", "d", "--prompt", "x", "--top-p", "2"]),
     /--top-p must be a number in \(0, 1\]/,
   );
   const dir = await Deno.makeTempDir({ prefix: "train_generate_" });
@@ -52,7 +57,7 @@ Deno.test("generate: flags are checked, greedy text is the same on 1 and 2 ranks
     } finally {
       await shutdown();
     }
-    const flags = parseGenerateFlags([
+    const { options } = parseGenerateArgs([
       "--checkpoint",
       dir,
       "--prompt",
@@ -61,8 +66,8 @@ Deno.test("generate: flags are checked, greedy text is the same on 1 and 2 ranks
       "6",
       "--greedy",
     ]);
-    const one = await generate({ ...flags, ranks: 1 });
-    const two = await generate({ ...flags, ranks: 2 });
+    const one = await generate({ ...options, ranks: 1 });
+    const two = await generate({ ...options, ranks: 2 });
     assert.equal(one.length, 6);
     assert.deepEqual(two, one);
   } finally {

@@ -4,16 +4,20 @@
  * re-sharded) with the same validation loss.
  */
 import assert from "node:assert/strict";
-import { init, shutdown } from "../actors/mod.ts";
-import { RankGroup } from "../bench/ranks.ts";
-import { loadLatestValid } from "../models/checkpoint.ts";
-import { type ModelConfig, resolveConfig } from "../models/config.ts";
-import type { RankConfig } from "../models/rank_actor.ts";
+import {
+  init,
+  loadLatestValid,
+  type ModelConfig,
+  RankGroup,
+  type RankSettings,
+  resolveConfig,
+  shutdown,
+} from "../mod.ts";
 
 const SEQ = 16;
 const BATCH = 4;
 
-function base(model: ModelConfig, groups?: number): Omit<RankConfig, "rank" | "size" | "groupId"> {
+function base(model: ModelConfig, groups?: number): RankSettings {
   return {
     model,
     seed: 3,

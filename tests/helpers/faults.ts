@@ -7,8 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { train } from "../../bench/train.ts";
-import { parseTrainFlags } from "../../models/config_flags.ts";
+import { trainWithArgs } from "../../cli/train.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -50,7 +49,7 @@ export function localLosses(flags: string[]): Promise<number[]> {
     losses = (async () => {
       const tmp = await Deno.makeTempDir({ prefix: "clean_run_" });
       try {
-        await train(parseTrainFlags([...flags, "--out", tmp]), { verbose: false });
+        await trainWithArgs([...flags, "--out", tmp], { verbose: false });
         return (await metricLines(tmp)).map((m) => m.loss);
       } finally {
         await Deno.remove(tmp, { recursive: true });
@@ -69,10 +68,10 @@ export interface TrainChild {
   done: Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-/** Starts `bench/train.ts ARGS` in the project root. */
+/** Starts `cli/train.ts ARGS` in the project root. */
 export function trainCliChild(args: string[]): TrainChild {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/train.ts", ...args],
+    args: ["run", "-A", "cli/train.ts", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

@@ -1,13 +1,13 @@
 /**
  * One expert-parallel rank as an actor: it holds a replica of the dense
  * parameters, its share of the experts, the AdamW state of both, and its
- * shard of every batch. The driver (`bench/train.ts`, `bench/generate.ts`)
- * makes N of them, forms a collective group, and calls the same method on
+ * shard of every batch. The driver (`RankGroup`, used by `train`
+ * and `generate`) makes N of them, forms a collective group, and calls the same method on
  * every rank at once; every rank then makes the same collective calls in the
  * same order. Arguments and results are plain data (numbers, typed arrays).
  *
  * ```ts
- * import { createGroup, get, init, remote, shutdown } from "../actors/mod.ts";
+ * import { createGroup, get, init, remote, shutdown } from "../mod.ts";
  * import type { RankActor } from "./rank_actor.ts";
  * await init({ cluster: "local" });
  * const Rank = remote<typeof RankActor>(new URL("./rank_actor.ts", import.meta.url), "RankActor");
@@ -25,13 +25,20 @@
 import * as tf from "@tensorflow/tfjs";
 import { actorContext, joinGroup } from "../actors/mod.ts";
 import type { GroupCommunicator } from "../actors/groups.ts";
-import { type BackendName, setupBackend } from "./backend.ts";
-import { expertIndex, type HostTensor } from "./checkpoint.ts";
-import type { ModelConfig } from "./config.ts";
-import { brownData, type WindowSampler } from "./data.ts";
-import { createModel, disposeModel, evaluate, forward, type Model, trainStep } from "./model.ts";
-import { type StepOverlap, stepOverlap } from "./overlap_metrics.ts";
-import { AdamW, clipScale, localGradSquares, warmupCosine } from "./optimizer.ts";
+import { type BackendName, setupBackend } from "../models/backend.ts";
+import { expertIndex, type HostTensor } from "../models/checkpoint.ts";
+import type { ModelConfig } from "../models/config.ts";
+import {
+  createModel,
+  disposeModel,
+  evaluate,
+  forward,
+  type Model,
+  trainStep,
+} from "../models/model.ts";
+import { type StepOverlap, stepOverlap } from "../models/overlap_metrics.ts";
+import { AdamW, clipScale, localGradSquares, warmupCosine } from "../models/optimizer.ts";
+import { type DataSpec, type DataSplits, openData } from "./data_source.ts";
 
 /** Everything a rank needs to build itself; plain data. */
 export interface RankConfig {
@@ -47,8 +54,11 @@ export interface RankConfig {
   backend: BackendName;
   /** Collective group the driver made with `createGroup`. */
   groupId: string;
-  /** Batches: sequence length T and the global batch B (all ranks together). */
-  data: { seq: number; batch: number };
+  /**
+   * Batches: sequence length T, the global batch B (all ranks together) and
+   * the source every rank opens (default the Brown corpus).
+   */
+  data: { seq: number; batch: number; source?: DataSpec };
   /** AdamW with a warm-up + cosine schedule and global-norm clipping. */
   optimizer: {
     /** Peak learning rate. */
@@ -129,8 +139,7 @@ export class RankActor {
   #comm: GroupCommunicator | undefined;
   #model: Model | undefined;
   #opt: AdamW | undefined;
-  #train: WindowSampler | undefined;
-  #val: WindowSampler | undefined;
+  #data: Promise<DataSplits> | undefined;
 
   /** Keeps the config; {@linkcode RankActor.setup} does the work. */
   constructor(config: RankConfig) {
@@ -138,22 +147,19 @@ export class RankActor {
   }
 
   /**
-   * Starts the backend, joins the group (when N > 1), builds the model, the
-   * data samplers and the optimizer. Called again (after a peer died), it
+   * Starts the backend, joins the group (when N > 1), builds the model and
+   * the optimizer (the data opens on first use). Called again (after a peer died), it
    * drops the model, optimizer and communicator and builds them afresh in
    * group `groupId`, which the driver made anew for the restarted ranks.
    *
    * @returns this rank's parameter count (dense + its experts).
    */
   async setup(groupId: string = this.#cfg.groupId): Promise<number> {
-    const { backend, model, rank, size, seed, data, optimizer } = this.#cfg;
+    const { backend, model, rank, size, seed, optimizer } = this.#cfg;
     this.#release();
     await setupBackend(backend);
     if (size > 1) this.#comm = await joinGroup(groupId);
     this.#model = createModel(model, { rank, size, seed });
-    if (!this.#train) {
-      ({ train: this.#train, val: this.#val } = await brownData({ seed, seq: data.seq }));
-    }
     this.#opt = new AdamW(this.#model.params, {
       lr: warmupCosine({ peak: optimizer.lr, warmup: optimizer.warmup, total: optimizer.total }),
       weightDecay: optimizer.weightDecay,
@@ -193,7 +199,7 @@ export class RankActor {
   async trainStep(step: number, opts: { trace?: boolean } = {}): Promise<StepMetrics> {
     const model = this.#ready();
     const t0 = performance.now();
-    const batch = this.#train!.batch(step, this.#shard());
+    const batch = (await this.#splits()).train.batch(step, this.#shard());
     const result = await trainStep(model, batch, {
       comm: this.#comm,
       step,
@@ -237,7 +243,7 @@ export class RankActor {
     const model = this.#ready();
     let sum = 0;
     for (let i = 0; i < numBatches; i++) {
-      const batch = this.#val!.batch(i, this.#shard());
+      const batch = (await this.#splits()).val.batch(i, this.#shard());
       sum += (await evaluate(model, batch, { comm: this.#comm, groups: this.#cfg.groups })).lmLoss;
     }
     return sum / numBatches;
@@ -312,6 +318,13 @@ export class RankActor {
   #ready(): Model {
     if (!this.#model) throw new Error("RankActor: call setup() first");
     return this.#model;
+  }
+
+  /** The data, opened on first use (generation never reads it). */
+  #splits(): Promise<DataSplits> {
+    const { data, seed } = this.#cfg;
+    this.#data ??= openData(data.source ?? { kind: "brown" }, { seed, seq: data.seq });
+    return this.#data;
   }
 
   #shard() {

@@ -11,6 +11,7 @@ import {
   createGroup,
   get,
   GetTimeoutError,
+  kill,
   type ObjectRef,
   onBusEvent,
   remote,
@@ -25,10 +26,10 @@ import {
   type TrainState,
 } from "../models/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
-import type { RankActor, RankConfig, ShardData } from "../models/rank_actor.ts";
+import type { RankActor, RankConfig, ShardData } from "./rank_actor.ts";
 
 const Rank = remote<typeof RankActor>(
-  new URL("../models/rank_actor.ts", import.meta.url),
+  new URL("./rank_actor.ts", import.meta.url),
   "RankActor",
 );
 
@@ -42,7 +43,8 @@ export interface RankGroupOptions {
   hosts?: readonly string[];
 }
 
-type RankBase = Omit<RankConfig, "rank" | "size" | "groupId">;
+/** What every rank of a group shares: a {@linkcode RankConfig} less its rank, size and group. */
+export type RankSettings = Omit<RankConfig, "rank" | "size" | "groupId">;
 
 /** Milliseconds a liveness ping waits before it is sent again (its message may have been lost). */
 const PING_MS = 1000;
@@ -114,14 +116,14 @@ export class RankGroup {
   readonly model: ModelConfig;
   #handles: ActorHandle<RankActor>[];
   #groupId = "";
-  readonly #base: RankBase;
+  readonly #base: RankSettings;
   readonly #options: RankGroupOptions;
   readonly #bus = new BusWatch();
 
   private constructor(
     handles: ActorHandle<RankActor>[],
     model: ModelConfig,
-    base: RankBase,
+    base: RankSettings,
     options: RankGroupOptions,
   ) {
     this.#handles = handles;
@@ -138,7 +140,7 @@ export class RankGroup {
    * @returns the group and the parameter count of each rank.
    */
   static async start(
-    base: RankBase,
+    base: RankSettings,
     size: number,
     model: ModelConfig,
     options: RankGroupOptions = {},
@@ -229,6 +231,11 @@ export class RankGroup {
     this.#groupId = groupId;
     if (this.size > 1) createGroup(this.#handles, { groupId, timeoutMs });
     return this.all((r) => r.setup(groupId));
+  }
+
+  /** Kills the rank actors (a runtime the caller keeps running is then free of them). */
+  async stop(): Promise<void> {
+    await Promise.all(this.#handles.map((h) => kill(h)));
   }
 
   /**

@@ -1,29 +1,37 @@
 /**
- * `deno task train [flags]`: expert-parallel training of one model variant on
- * N rank actors, with a progress bar, `DIR/metrics.jsonl` (one line per
- * step, with the MoE blocks' overlap figures), a Chrome trace of the steps
- * of `--trace-steps`, periodic and final validation, checkpoints, and
- * `--resume`. With no
- * flags it is the project's main job: ScMoE Pos-2 (CG-1) on 2 local ranks,
- * tiny preset. `deno task train --help` lists the flags.
+ * The training loop: expert-parallel training of one model variant on N
+ * rank actors, with a progress bar, `DIR/metrics.jsonl` (one line per step,
+ * with the MoE blocks' overlap figures; the last line holds the final
+ * evaluation), `DIR/summary.json`, a Chrome trace of the steps of
+ * `traceSteps`, periodic and final validation, checkpoints, recovery from
+ * lost ranks, and resuming. `deno task train` is this with its flags parsed.
+ *
+ * @example
+ * ```ts ignore
+ * import { train } from "../mod.ts";
+ * const summary = await train({ variant: "scmoe", pos: 2, steps: 60, out: "runs/mine" });
+ * console.log(summary.valLoss, summary.checkpoint);
+ * ```
  *
  * @module
  */
 import { ActorDiedError, init, type InitOptions, RemoteError, shutdown } from "../actors/mod.ts";
 import { type CheckpointContents, checkpointName, loadLatestValid } from "../models/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
-import {
-  modelConfigOf,
-  parseTrainFlags,
-  type TrainFlags,
-  trainUsage,
-  UsageError,
-} from "../models/config_flags.ts";
-import { formatDuration, formatRate, MetricsWriter, ProgressBar } from "../models/progress.ts";
 import { overlapFields, type OverlapSummary, overlapSummary } from "../models/overlap_metrics.ts";
 import type { TimedOp } from "../models/overlap_report.ts";
 import { chromeTrace } from "../models/trace.ts";
-import { BusOutageError, RankGroup } from "./ranks.ts";
+import {
+  ConfigError,
+  modelConfigOf,
+  resolveTrainConfig,
+  type TrainConfig,
+  type TrainSettings,
+} from "./config.ts";
+import type { DataSpec } from "./data_source.ts";
+import { MetricsWriter, ProgressBar } from "./progress.ts";
+import { BusOutageError, RankGroup } from "./rank_group.ts";
+import { codeVersion } from "./version.ts";
 
 /** Global validation batches in each evaluation (in corpus order, the same every time). */
 export const VAL_BATCHES = 8;
@@ -83,9 +91,6 @@ export class TrainingStopped extends Error {
   }
 }
 
-/** Exit code of the CLI when the run stopped on faults ({@linkcode TrainingStopped}). */
-export const EXIT_STOPPED = 3;
-
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
   /** Write checkpoints (default true). */
@@ -100,69 +105,79 @@ export interface TrainOptions {
   nanGradSteps?: number[];
   /** Agent id or host name to place each rank on, by rank (nats clusters; default: round-robin). */
   rankHosts?: readonly string[];
+  /** How settings are named in messages (the CLI names them as flags; default their keys). */
+  label?: (key: keyof TrainConfig) => string;
 }
 
 /**
- * Runs (or with `flags.resume` continues) one training run: starts the
- * actor runtime, the ranks, trains, validates, checkpoints, and shuts the
- * runtime down whatever happens.
+ * Runs (or with `resume` continues) one training run: resolves `settings`
+ * (see {@linkcode resolveTrainConfig}), starts the actor runtime and the
+ * ranks, trains, validates, checkpoints, writes `summary.json`, and shuts
+ * the runtime down whatever happens.
  *
- * @throws {UsageError} before writing anything, when `--out` cannot be used
- *   (a fresh run into a directory holding one, a resume without a matching checkpoint).
+ * @throws {ConfigError} before writing anything, for a bad setting or when
+ *   `out` cannot be used (a fresh run into a directory holding one, a resume
+ *   without a matching checkpoint).
+ * @throws {TrainingStopped} when faults outlast the recovery budget.
  */
-export async function train(flags: TrainFlags, options: TrainOptions = {}): Promise<TrainSummary> {
+export async function train(
+  settings: TrainSettings,
+  options: TrainOptions = {},
+): Promise<TrainSummary> {
   const { checkpoints = true, verbose = true } = options;
+  const label = options.label ?? ((key: string) => key);
+  const cfg = resolveTrainConfig(settings, { label: options.label });
   const t0 = performance.now();
   const say = verbose ? (line: string) => console.error(line) : () => {};
-  const model = modelConfigOf(flags);
-  const config = { model, train: runSettings(flags) };
-  const resumed = flags.resume ? await resumePoint(flags, config) : null;
-  if (!flags.resume) await assertFresh(flags.out);
+  const model = modelConfigOf(cfg);
+  const config = { model, train: runSettings(cfg) };
+  const resumed = cfg.resume ? await resumePoint(cfg, config, label) : null;
+  if (!cfg.resume) await assertFresh(cfg.out, label);
   const start = resumed?.state.step ?? 0;
-  await Deno.mkdir(flags.out, { recursive: true });
-  const metricsPath = `${flags.out}/metrics.jsonl`;
+  await Deno.mkdir(cfg.out, { recursive: true });
+  const metricsPath = `${cfg.out}/metrics.jsonl`;
   await keepMetricsUpTo(metricsPath, start);
   let metrics = new MetricsWriter(metricsPath);
 
-  await init({ ...options.init, cluster: flags.cluster });
+  await init({ ...options.init, cluster: cfg.cluster });
   try {
     const { group, paramCounts } = await RankGroup.start(
       {
         model,
-        seed: flags.seed,
-        backend: flags.backend,
-        data: { seq: flags.seq, batch: flags.batch },
-        optimizer: { lr: flags.lr, warmup: warmupSteps(flags.steps), total: flags.steps },
+        seed: cfg.seed,
+        backend: cfg.backend,
+        data: { seq: cfg.seq, batch: cfg.batch, source: cfg.data },
+        optimizer: { lr: cfg.lr, warmup: warmupSteps(cfg.steps), total: cfg.steps },
         nanGradSteps: options.nanGradSteps,
       },
-      flags.ranks,
+      cfg.ranks,
       model,
       {
-        maxRestarts: flags.maxRestarts,
-        collectiveTimeoutMs: flags.collectiveTimeoutS * 1000,
+        maxRestarts: cfg.maxRestarts,
+        collectiveTimeoutMs: cfg.collectiveTimeoutS * 1000,
         hosts: options.rankHosts,
       },
     );
     say(
-      `${describe(flags)}: ${flags.ranks} ${flags.cluster} ranks, ` +
+      `${describe(cfg)}: ${cfg.ranks} ${cfg.cluster} ranks, ` +
         `${paramCounts.map((n) => (n / 1e6).toFixed(2)).join("+")} M parameters, ` +
-        `${flags.batch}x${flags.seq} tokens a step, backend ${flags.backend}`,
+        `${cfg.batch}x${cfg.seq} tokens a step, backend ${cfg.backend}`,
     );
     if (resumed) {
       await group.load(resumed);
       say(
-        `resumed ${flags.out}/${checkpointName(start)} (trained on ${resumed.state.ranks} ranks)`,
+        `resumed ${cfg.out}/${checkpointName(start)} (trained on ${resumed.state.ranks} ranks)`,
       );
     }
     const save = async (step: number) =>
       checkpoints
-        ? await group.save(flags.out, { step, seed: flags.seed, ranks: flags.ranks }, config)
+        ? await group.save(cfg.out, { step, seed: cfg.seed, ranks: cfg.ranks }, config)
         : null;
     const validate = async () => {
       const [loss] = await group.all((r) => r.evaluate(VAL_BATCHES));
       return loss;
     };
-    const bar = verbose ? new ProgressBar({ total: flags.steps }) : null;
+    const bar = verbose ? new ProgressBar({ total: cfg.steps }) : null;
     /** Re-forms the group at the last checkpoint (or the start); returns its step. */
     const recover = async (failed: number, reason: string): Promise<Recovery> => {
       const detectedAt = Date.now();
@@ -175,7 +190,7 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
           }`,
         );
       });
-      const latest = checkpoints ? (await loadLatestValid(flags.out))?.contents : undefined;
+      const latest = checkpoints ? (await loadLatestValid(cfg.out))?.contents : undefined;
       const point = latest ?? resumed;
       if (point) await group.load(point);
       const resumedFrom = point?.state.step ?? 0;
@@ -202,11 +217,11 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
     const skippedSteps: number[] = [];
     let badInARow = 0;
     let tokens = 0;
-    for (let step = start; step < flags.steps;) {
+    for (let step = start; step < cfg.steps;) {
       const done = step + 1;
       try {
         const s0 = performance.now();
-        const trace = flags.traceSteps.includes(done);
+        const trace = cfg.traceSteps.includes(done);
         const ranks = await group.all((r) => r.trainStep(step, { trace }));
         const ms = performance.now() - s0;
         const stepTokens = ranks.reduce((n, m) => n + m.tokens, 0);
@@ -236,16 +251,17 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
             `warning: step ${done}: loss ${m.loss}, gradient norm ${m.gradNorm} ` +
               `(NaN or infinite); step skipped, parameters and optimizer state unchanged`,
           );
-          if (badInARow >= flags.maxBadSteps) {
+          if (badInARow >= cfg.maxBadSteps) {
             metrics.append(record);
             throw new TrainingStopped(
               `${badInARow} NaN/Inf steps in a row (steps ${done - badInARow + 1}-${done}); ` +
-                `stopping (--max-bad-steps ${flags.maxBadSteps})`,
+                `stopping (${label("maxBadSteps")} ${cfg.maxBadSteps})`,
             );
           }
         } else badInARow = 0;
         bar?.update({ step: done, loss: m.loss, tokensPerS: record.tokens_per_s });
-        if (flags.evalEvery > 0 && done % flags.evalEvery === 0 && done < flags.steps) {
+        const last = done === cfg.steps;
+        if (last || (cfg.evalEvery > 0 && done % cfg.evalEvery === 0)) {
           record.val_loss = await validate();
           record.val_ppl = Math.exp(record.val_loss);
           bar?.done();
@@ -255,7 +271,7 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
           );
         }
         metrics.append(record);
-        if (flags.ckptEvery > 0 && done % flags.ckptEvery === 0 && done < flags.steps) {
+        if (cfg.ckptEvery > 0 && done % cfg.ckptEvery === 0 && done < cfg.steps) {
           await save(done);
         }
         await options.onStep?.(done, group);
@@ -263,10 +279,10 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       } catch (e) {
         if (!survivable(e)) throw e;
         const reason = (e as Error).message.split("\n")[0];
-        if (recoveries.length >= flags.maxRestarts) {
+        if (recoveries.length >= cfg.maxRestarts) {
           throw new TrainingStopped(
             `step ${done}: ${reason}; recovery budget spent ` +
-              `(--max-restarts ${flags.maxRestarts}, ${recoveries.length} used)`,
+              `(${label("maxRestarts")} ${cfg.maxRestarts}, ${recoveries.length} used)`,
           );
         }
         const r = await recover(done, reason);
@@ -278,16 +294,16 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       }
     }
     bar?.done();
-    const valLoss = await validate();
-    const checkpoint = await save(flags.steps);
-    const trace = traced.size > 0 ? `${flags.out}/trace.json` : null;
+    const valLoss = overlapRecords.at(-1)?.val_loss as number;
+    const checkpoint = await save(cfg.steps);
+    const trace = traced.size > 0 ? `${cfg.out}/trace.json` : null;
     if (trace) {
       const runs = [...traced].map(([step, ranks]) => ({ name: `step ${step}`, ranks }));
       await Deno.writeTextFile(trace, JSON.stringify(chromeTrace(runs)));
     }
-    return {
-      out: flags.out,
-      steps: flags.steps,
+    const summary: TrainSummary = {
+      out: cfg.out,
+      steps: cfg.steps,
       valLoss,
       valPpl: Math.exp(valLoss),
       checkpoint,
@@ -299,6 +315,8 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
       overlap: overlapSummary(overlapRecords),
       trace,
     };
+    await writeSummary(cfg, summary);
+    return summary;
   } finally {
     metrics.close();
     await shutdown();
@@ -322,23 +340,44 @@ function warmupSteps(steps: number): number {
 }
 
 /** `scmoe-pos2 (cg1)`, `top2`, ...: the variant as runs and benchmarks name it. */
-function describe(flags: Pick<TrainFlags, "variant" | "pos" | "combiner">): string {
-  return flags.variant === "scmoe" ? `scmoe-pos${flags.pos} (${flags.combiner})` : flags.variant;
+function describe(cfg: Pick<TrainConfig, "variant" | "pos" | "combiner">): string {
+  return cfg.variant === "scmoe" ? `scmoe-pos${cfg.pos} (${cfg.combiner})` : cfg.variant;
 }
 
 /** The run settings saved beside the model config (and checked on resume). */
-function runSettings(flags: TrainFlags): Record<string, unknown> {
-  const { variant, pos, combiner, size, steps, batch, seq, lr, seed, ranks, backend } = flags;
-  return { variant, pos, combiner, size, steps, batch, seq, lr, seed, ranks, backend };
+function runSettings(cfg: TrainConfig): Record<string, unknown> {
+  const { variant, pos, combiner, size, steps, batch, seq, lr, seed, ranks, backend } = cfg;
+  return {
+    variant,
+    pos,
+    combiner,
+    size,
+    steps,
+    batch,
+    seq,
+    lr,
+    seed,
+    ranks,
+    backend,
+    data: recordedData(cfg.data),
+  };
+}
+
+/** The data spec as a run folder records it: a token source by its sizes only. */
+function recordedData(data: DataSpec): Record<string, unknown> {
+  return data.kind === "tokens"
+    ? { kind: "tokens", trainTokens: data.train.length, valTokens: data.val.length }
+    : { ...data };
 }
 
 /** The checkpoint `--resume` continues, checked against the command line. */
 async function resumePoint(
-  flags: TrainFlags,
+  cfg: TrainConfig,
   config: { model: ModelConfig; train: Record<string, unknown> },
+  label: (key: keyof TrainConfig) => string,
 ): Promise<CheckpointContents> {
-  const found = await loadLatestValid(flags.out);
-  if (found === null) throw new UsageError(`--resume: no checkpoint in ${flags.out}`);
+  const found = await loadLatestValid(cfg.out);
+  if (found === null) throw new ConfigError(`${label("resume")}: no checkpoint in ${cfg.out}`);
   for (const skipped of found.skipped) console.error(`warning: skipped ${skipped}`);
   const saved = found.contents.config as {
     model?: Record<string, unknown>;
@@ -355,22 +394,25 @@ async function resumePoint(
   const differs = pairs.find(([, now, then]) => JSON.stringify(now) !== JSON.stringify(then));
   if (differs) {
     const [key, now, then] = differs;
-    throw new UsageError(
-      `--resume: ${found.path} was trained with ${key} ${JSON.stringify(then)}, ` +
-        `not ${JSON.stringify(now)}; pass the flags it was trained with`,
+    throw new ConfigError(
+      `${label("resume")}: ${found.path} was trained with ${key} ${JSON.stringify(then)}, ` +
+        `not ${JSON.stringify(now)}; pass the settings it was trained with`,
     );
   }
-  if (found.contents.state.step >= flags.steps) {
-    throw new UsageError(
-      `--resume: ${found.path} is at step ${found.contents.state.step}; ` +
-        `pass --steps above it to train further`,
+  if (found.contents.state.step >= cfg.steps) {
+    throw new ConfigError(
+      `${label("resume")}: ${found.path} is at step ${found.contents.state.step}; ` +
+        `pass ${label("steps")} above it to train further`,
     );
   }
   return found.contents;
 }
 
 /** Refuses to start a fresh run where a previous run's checkpoints or metrics are. */
-async function assertFresh(out: string): Promise<void> {
+async function assertFresh(
+  out: string,
+  label: (key: keyof TrainConfig) => string,
+): Promise<void> {
   for (const name of ["latest", "metrics.jsonl"]) {
     try {
       await Deno.stat(`${out}/${name}`);
@@ -378,8 +420,10 @@ async function assertFresh(out: string): Promise<void> {
       if (e instanceof Deno.errors.NotFound) continue;
       throw e;
     }
-    throw new UsageError(
-      `${out} already holds a run; pass --resume to continue it or another --out`,
+    throw new ConfigError(
+      `${out} already holds a run; pass ${label("resume")} to continue it or another ${
+        label("out")
+      }`,
     );
   }
 }
@@ -396,55 +440,34 @@ async function keepMetricsUpTo(path: string, step: number): Promise<void> {
   await Deno.writeTextFile(path, kept.map((l) => l + "\n").join(""));
 }
 
-/** The CLI: returns the exit code (2 for a bad command line, nothing written). */
-export async function main(args: string[]): Promise<number> {
-  let flags: TrainFlags;
-  try {
-    flags = parseTrainFlags(args);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`error: ${e.message}`);
-    return 2;
-  }
-  if (flags.help) {
-    console.log(trainUsage());
-    return 0;
-  }
-  let summary: TrainSummary;
-  try {
-    summary = await train(flags);
-  } catch (e) {
-    if (!(e instanceof UsageError || e instanceof TrainingStopped)) throw e;
-    console.error(`error: ${e.message}`);
-    return e instanceof UsageError ? 2 : EXIT_STOPPED;
-  }
-  if (flags.json) console.log(JSON.stringify(summary));
-  else {
-    console.log(
-      `validation loss ${summary.valLoss.toFixed(4)}, perplexity ${summary.valPpl.toFixed(2)} ` +
-        `after ${summary.steps} steps (${formatDuration(summary.wallS)}, ` +
-        `${summary.stepMs.toFixed(0)} ms/step, ${formatRate(summary.tokensPerS)} tok/s)`,
-    );
-    if (summary.overlap) {
-      console.log(
-        `MoE communication hidden ${summary.overlap.hiddenFraction.toFixed(2)}, ` +
-          `eta ${summary.overlap.eta.toFixed(2)}, results handed to the compute thread ` +
-          `${summary.overlap.handoffMs.toFixed(1)} ms after arrival per step (medians over steps)`,
-      );
-    }
-    console.log(
-      `outputs: ${summary.out}/metrics.jsonl` +
-        (summary.checkpoint ? `, checkpoint ${summary.checkpoint}` : "") +
-        (summary.trace ? `, trace ${summary.trace}` : ""),
-    );
-  }
-  return 0;
-}
-
-if (import.meta.main) {
-  Deno.addSignalListener("SIGINT", () => {
-    console.error("\ninterrupted; stopping the ranks");
-    shutdown().finally(() => Deno.exit(130));
-  });
-  Deno.exit(await main(Deno.args));
+/**
+ * Writes `DIR/summary.json`: the final loss and perplexity, speed, the
+ * overlap medians, recoveries, the resolved settings (a token source by its
+ * size only) and the code that ran.
+ */
+async function writeSummary(cfg: TrainConfig, summary: TrainSummary): Promise<void> {
+  const data = recordedData(cfg.data);
+  const finite = (x: number) => Number.isFinite(x) ? x : null;
+  await Deno.writeTextFile(
+    `${cfg.out}/summary.json`,
+    JSON.stringify(
+      {
+        val_loss: finite(summary.valLoss),
+        val_ppl: finite(summary.valPpl),
+        steps: summary.steps,
+        tokens_per_s: finite(summary.tokensPerS),
+        step_ms: finite(summary.stepMs),
+        wall_s: summary.wallS,
+        overlap: summary.overlap,
+        recoveries: summary.recoveries,
+        skipped_steps: summary.skippedSteps,
+        checkpoint: summary.checkpoint,
+        trace: summary.trace,
+        config: { ...cfg, data, model: modelConfigOf(cfg) },
+        code: await codeVersion(),
+      },
+      null,
+      2,
+    ) + "\n",
+  );
 }
