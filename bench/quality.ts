@@ -28,7 +28,10 @@ export const QUALITY_CASES: Readonly<Record<string, readonly string[]>> = {
   "scmoe-pos3": ["--variant", "scmoe", "--pos", "3"],
 };
 
-/** PAPER.md: GPT-2 MoE final validation loss; WikiText-103 perplexity (GPT2-MoE small). */
+/**
+ * The ScMoE paper's figures (arXiv:2404.05019): GPT-2 MoE final validation
+ * loss; WikiText-103 perplexity (GPT2-MoE small).
+ */
 const PAPER: Record<string, { loss?: number; ppl?: number }> = {
   top2: { loss: 3.2704, ppl: 31.60 },
   se: { loss: 3.2406, ppl: 29.15 },

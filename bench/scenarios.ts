@@ -45,6 +45,7 @@ import {
   groupFigure,
   LATENCY_S,
   linkForComm,
+  medianStep,
   type OverlapCase,
   PAIR,
   runOnRanks,
@@ -216,7 +217,7 @@ export interface ScenarioResults {
   shaping: Shaping;
   /** The benchmark's rows (every row carries `shaping`). */
   rows: (BenchRow & { shaping: Shaping })[];
-  /** One traced training step of every variant, per scenario. */
+  /** The median training step (by step time) of every variant, per scenario. */
   traced: Record<string, TracedRun[]>;
   /** The calibration measured, per kind of step. */
   calibration: Record<StepKind, Calibration>;
@@ -491,10 +492,13 @@ async function measureWith(
       }
       for (const line of of(name, "train")[0].decisions) log(`${c} rank 0 ${line}`);
     }
-    traced[scenario] = SCENARIO_VARIANTS.map(([name]) => ({
-      name: `${scenario}/${name}`,
-      ranks: of(name, "train").map((r) => r.reports[steps - 1].ops ?? []),
-    }));
+    traced[scenario] = SCENARIO_VARIANTS.map(([name]) => {
+      const step = medianStep(of(name, "train"), sizes.warmup);
+      return {
+        name: `${scenario}/${name}`,
+        ranks: of(name, "train").map((r) => r.reports[step].ops ?? []),
+      };
+    });
   }
   return { shaping, rows, traced, calibration, sizes };
 }

@@ -6,7 +6,10 @@
  * @module
  */
 
-/** The MoE block variants of PAPER.md. */
+/**
+ * The MoE block variants of the ScMoE paper (Cai et al., "Shortcut-connected
+ * Expert Parallelism for Accelerating Mixture-of-Experts", arXiv:2404.05019).
+ */
 export type Variant = "dense" | "top1" | "top2" | "se" | "dgmoe" | "scmoe";
 
 /** The variant names, for CLI validation. */

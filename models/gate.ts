@@ -4,7 +4,8 @@
  * {@linkcode decideRoute}; gradients reach the gate through the kept logits,
  * which the on-tape helpers gather by those decisions.
  *
- * Gate of PAPER.md: `h = x Wg + eps * softplus(x Wn)` (eps ~ N(0, 1), training
+ * The gate of the ScMoE paper (arXiv:2404.05019), noisy top-k softmax:
+ * `h = x Wg + eps * softplus(x Wn)` (eps ~ N(0, 1), training
  * only); keep the top-k logits and softmax over them; capacity per expert
  * `k * ceil(CF * tokens / E)`; tokens past capacity are dropped (residual only);
  * load-balancing loss `E * sum_e mean_prob_e * fraction_top1_e`.

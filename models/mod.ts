@@ -1,5 +1,7 @@
 /**
- * The MoE language model of PAPER.md and its expert-parallel execution.
+ * The MoE language model of the ScMoE paper (Cai et al., "Shortcut-connected
+ * Expert Parallelism for Accelerating Mixture-of-Experts", arXiv:2404.05019)
+ * and its expert-parallel execution.
  *
  * ```text
  * setupBackend(name?: "wasm" | "cpu" | "webgpu" | "tensorflow" | "tensorflow-gpu"): Promise<void>

@@ -1,7 +1,9 @@
 /**
  * What a step's overlap looked like, measured: the timed ops of each rank
  * (compute ops and waits on the compute thread, collectives on the
- * communication thread) and, per MoE block, the figures of PAPER.md "Bounds":
+ * communication thread) and, per MoE block, the figures with which the ScMoE
+ * paper (Cai et al., "Shortcut-connected Expert Parallelism for Accelerating
+ * Mixture-of-Experts", arXiv:2404.05019) bounds the overlap:
  *
  * - `computeMs`: the block's compute ops (window backbone, gate, experts, output)
  * - `commMs`: its all-to-alls in flight (issue to completion on the comm

@@ -1,6 +1,8 @@
 /**
  * The step schedule of the overlap: pure reorderings of a {@linkcode Step}
- * program within its data dependencies (PAPER.md "The overlapping strategy").
+ * program within its data dependencies: the overlapping strategy of the
+ * ScMoE paper (Cai et al., "Shortcut-connected Expert Parallelism for
+ * Accelerating Mixture-of-Experts", arXiv:2404.05019).
  *
  * - Each gate use's dispatch stays where the serial program has it: right
  *   after its tap and routing exist (as early as possible).

@@ -100,3 +100,47 @@ export function chromeTrace(runs: TracedRun[]): { traceEvents: TraceEvent[] } {
   });
   return { traceEvents: events };
 }
+
+/**
+ * The runs of a trace written by {@linkcode chromeTrace} (e.g. a saved
+ * `overlap_trace.json`), for drawing it again: ops timed from each run's
+ * first op, in ms; a wait's name without its `wait ` prefix.
+ *
+ * @example
+ * ```ts
+ * import { chromeTrace, fromChromeTrace } from "./trace.ts";
+ * const op = { name: "blocks.0.attn", kind: "op" as const, phase: "fwd" as const, startMs: 5, endMs: 7 };
+ * fromChromeTrace(chromeTrace([{ name: "top2", ranks: [[op]] }]))[0].ranks[0][0].endMs; // 2
+ * ```
+ */
+export function fromChromeTrace(trace: { traceEvents: TraceEvent[] }): TracedRun[] {
+  const names = new Map<number, string>();
+  for (const e of trace.traceEvents) {
+    if (e.ph === "M" && e.name === "process_name") {
+      names.set(e.pid, String(e.args?.name ?? "").replace(/ rank \d+$/, ""));
+    }
+  }
+  const runs = new Map<number, TimedOp[][]>();
+  for (const e of trace.traceEvents) {
+    if (e.ph !== "X") continue;
+    const run = Math.floor(e.pid / 100), rank = e.pid % 100;
+    if (!runs.has(run)) runs.set(run, []);
+    const ranks = runs.get(run)!;
+    while (ranks.length <= rank) ranks.push([]);
+    const [kind, phase] = (e.cat ?? "op,fwd").split(",") as [TimedOp["kind"], TimedOp["phase"]];
+    const startMs = (e.ts ?? 0) / 1e3;
+    const bytes = e.args?.bytes;
+    ranks[rank].push({
+      name: kind === "wait" ? e.name.replace(/^wait /, "") : e.name,
+      kind,
+      phase,
+      startMs,
+      endMs: startMs + (e.dur ?? 0) / 1e3,
+      ...(typeof bytes === "number" ? { bytes } : {}),
+    });
+  }
+  return [...runs.entries()].sort(([a], [b]) => a - b).map(([run, ranks]) => ({
+    name: names.get(run * 100) ?? `run ${run}`,
+    ranks,
+  }));
+}

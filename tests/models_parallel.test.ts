@@ -1,5 +1,5 @@
 /**
- * The test of record of issue 4: for every variant, the loss and the
+ * The test of record of expert parallelism: for every variant, the loss and the
  * gradients (dense and expert) with N = 1, 2 and 4 ranks equal those of the
  * same model run in one process on the same global batch, and dropping past
  * capacity behaves the same way.

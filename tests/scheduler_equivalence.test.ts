@@ -2,8 +2,8 @@
  * Scheduling never changes results: for every variant, every slot of the
  * expert computation and pipelined chunks, a scheduled step on 2 ranks
  * gives the outputs and gradients of the serial execution (standard expert
- * parallelism) within 1e-6; and the schedule has the shape of PAPER.md
- * "The overlapping strategy".
+ * parallelism) within 1e-6; and the schedule has the shape of the ScMoE
+ * paper's overlapping strategy (arXiv:2404.05019).
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
