@@ -46,7 +46,19 @@ export interface SavedRun {
   /** Its model. */
   model: ModelConfig;
   /** The run settings saved beside the model (`seq`, `batch`, `data`, ...), when present. */
-  settings: { seq?: number; batch?: number; data?: DataSpec };
+  settings: { seq?: number; batch?: number; ranks?: number; data?: DataSpec };
+}
+
+/** What the ranks read: window length, global batch, source, and capacity groups per rank. */
+export interface RankData {
+  /** Sequence length (default the model's context). */
+  seq?: number;
+  /** Global batch (default one row per rank). */
+  batch?: number;
+  /** The data (default the Brown corpus; opened only when read). */
+  source?: DataSpec;
+  /** Capacity groups per rank (see `RankConfig.groups`; default 1). */
+  groups?: number;
 }
 
 /** Reads a run directory's latest valid checkpoint, or one checkpoint directory. */
@@ -76,7 +88,7 @@ export async function readSavedRun(dir: string): Promise<SavedRun> {
  */
 export async function withCheckpointGroup<T>(
   options: CheckpointGroupOptions,
-  dataOf: (saved: SavedRun) => { seq?: number; batch?: number; source?: DataSpec },
+  dataOf: (saved: SavedRun) => RankData,
   fn: (group: RankGroup, saved: SavedRun) => Promise<T>,
 ): Promise<T> {
   const ranks = options.ranks ?? 2;
@@ -108,6 +120,7 @@ export async function withCheckpointGroup<T>(
         backend,
         data: { seq: data.seq ?? saved.model.blockSize, batch, source: data.source },
         optimizer: { lr: 0, warmup: 0, total: 1 },
+        groups: data.groups,
       },
       ranks,
       saved.model,
@@ -149,7 +162,11 @@ export async function evaluateCheckpoint(options: EvaluateOptions): Promise<numb
         `${options.checkpoint} does not record its data (a token source): pass data`,
       );
     }
-    return { seq: settings.seq, batch: settings.batch, source };
+    // Gate capacity per micro-batch as in training: N trained ranks on M ranks make N/M groups.
+    const trained = settings.ranks ?? 0;
+    const ranks = options.ranks ?? 2;
+    const groups = trained % ranks === 0 && trained > ranks ? trained / ranks : undefined;
+    return { seq: settings.seq, batch: settings.batch, source, groups };
   };
   return await withCheckpointGroup(options, dataOf, async (group) => {
     const [loss] = await group.all((r) => r.evaluate(batches));

@@ -81,3 +81,12 @@ export {
   type ProgressSnapshot,
 } from "./progress.ts";
 export { type CodeVersion, codeVersion } from "./version.ts";
+export {
+  type CheckpointGroupOptions,
+  evaluateCheckpoint,
+  type EvaluateOptions,
+  type RankData,
+  readSavedRun,
+  type SavedRun,
+  withCheckpointGroup,
+} from "./from_checkpoint.ts";

@@ -1,0 +1,30 @@
+/**
+ * Every example in `examples/` runs as a user would run it, from the
+ * repository: the actor example on both clusters, the training script on
+ * local ranks and on host agents over a `nats://` URL.
+ */
+import { assertActorsOutput, assertTrainTextOutput } from "./helpers/examples.ts";
+import { denoRun, smallCorpus } from "./helpers/deno_run.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+for (const cluster of ["local", "nats"]) {
+  Deno.test(`examples/actors.ts on a ${cluster} cluster`, async () => {
+    assertActorsOutput(await denoRun("examples/actors.ts", ["--cluster", cluster], { cwd: ROOT }));
+  });
+}
+
+Deno.test("examples/train_text.ts: train half-way, resume, reload on 1 rank", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "example_train_" });
+  try {
+    await Deno.writeTextFile(`${tmp}/corpus.txt`, smallCorpus());
+    const run = await denoRun(
+      "examples/train_text.ts",
+      [`${tmp}/corpus.txt`, "--out", `${tmp}/run`, "--steps", "12"],
+      { cwd: ROOT },
+    );
+    assertTrainTextOutput(run, 12);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
