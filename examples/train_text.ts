@@ -50,8 +50,8 @@ const settings: TrainSettings = {
 // The first half, with its checkpoint; then the same run resumed from it to the end.
 const half = await train({ ...settings, steps: steps / 2 }, { verbose: false });
 const full = await train({ ...settings, steps, resume: true }, { verbose: false });
-const firstLoss = JSON.parse((await Deno.readTextFile(`${values.out}/metrics.jsonl`)).split("\n")[0])
-  .loss;
+const [first] = (await Deno.readTextFile(`${values.out}/metrics.jsonl`)).split("\n");
+const firstLoss = JSON.parse(first).loss;
 const reloaded = await evaluateCheckpoint({ checkpoint: values.out, ranks: 1 });
 console.log(JSON.stringify({
   firstLoss,
