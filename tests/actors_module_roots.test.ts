@@ -32,6 +32,7 @@ const ForgerActor = remote<typeof Forger>(FIXTURES, "Forger");
 
 /** The user's own module, in a folder outside the package's tree. */
 const USER_DIR = await Deno.makeTempDir({ prefix: "scmoe-user-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(USER_DIR, { recursive: true }));
 const USER_ROOT = new URL(`file://${USER_DIR}/`).href;
 const GREETER = new URL("greeter.ts", USER_ROOT);
 await Deno.writeTextFile(
