@@ -54,3 +54,19 @@ export class RuntimeStateError extends Error {
     this.name = "RuntimeStateError";
   }
 }
+
+/**
+ * The module of `remote(moduleUrl, …)` lies outside the driver's module
+ * roots (see `InitOptions.moduleRoots`): no actor is spawned for it.
+ */
+export class ModuleNotAllowedError extends Error {
+  /** Builds the error for `moduleUrl`, outside every one of `roots`. */
+  constructor(readonly moduleUrl: string, readonly roots: readonly string[]) {
+    super(
+      `actor module ${moduleUrl} is outside the allowed module roots (${
+        roots.join(", ")
+      }); add its folder to init({ moduleRoots })`,
+    );
+    this.name = "ModuleNotAllowedError";
+  }
+}

@@ -1,7 +1,8 @@
 /**
  * The actor host: runs inside an actor's Worker or process, builds the actor
  * from its module URL and export name, and executes calls in submission
- * order (or up to maxConcurrency at once).
+ * order (or up to maxConcurrency at once). It imports only the module it was
+ * started for, under its module roots (see `module_roots.ts`).
  *
  * @module
  */
@@ -11,22 +12,7 @@ import { setActorContext } from "./context.ts";
 import { GroupRegistry } from "./groups.ts";
 import { epochMs, type HostOptions, type Message, toWireError } from "./protocol.ts";
 import { Timeline } from "./timeline.ts";
-
-/** Directory whose modules an actor may be built from: this project's tree. */
-const PROJECT_ROOT = new URL("../", import.meta.url).href;
-
-/** Rejects module URLs outside the project tree: nothing received is run as foreign code. */
-export function checkModuleUrl(moduleUrl: string): void {
-  let url: URL;
-  try {
-    url = new URL(moduleUrl);
-  } catch {
-    throw new TypeError(`actor module URL is not a URL: ${JSON.stringify(moduleUrl)}`);
-  }
-  if (url.protocol !== "file:" || !url.href.startsWith(PROJECT_ROOT)) {
-    throw new TypeError(`actor module ${url.href} is outside the project (${PROJECT_ROOT})`);
-  }
-}
+import { checkModuleUrl, isUnderRoots, type ModuleGrant, toModuleRoots } from "./module_roots.ts";
 
 /** Method names of an instance, walking its prototype chain. */
 function methodNames(instance: object): string[] {
@@ -52,24 +38,61 @@ export class ActorHost {
   #instance: Record<string, unknown> | null = null;
   #options: HostOptions = { maxConcurrency: 1 };
   #running = 0;
+  #createAccepted = false;
+  #refusedCreates = 0;
+  readonly #grant: ModuleGrant;
   readonly #queue: Extract<Message, { type: "call" }>[] = [];
 
   /**
    * Builds the host of actor `actorId` on `bus`; `exit` ends the Worker or
-   * process. `natsServers`: the servers this actor's process uses (those of
-   * its host's agent); its NATS collective groups connect to them rather than
-   * to the driver's, so that on a cluster of routed servers each host keeps
-   * to its own.
+   * process. `grant`: the module this host was started for and the roots it
+   * must lie under, from whoever started it (see `module_roots.ts`); a
+   * "create" naming anything else is refused. `natsServers`: the servers this
+   * actor's process uses (those of its host's agent); its NATS collective
+   * groups connect to them rather than to the driver's, so that on a cluster
+   * of routed servers each host keeps to its own.
    */
   constructor(
     readonly bus: Bus,
     readonly actorId: string,
     readonly exit: () => void,
+    grant: ModuleGrant,
     readonly natsServers?: string[],
   ) {
+    this.#grant = {
+      moduleUrl: checkModuleUrl(grant.moduleUrl),
+      moduleRoots: toModuleRoots(grant.moduleRoots),
+    };
     this.client = new CallClient(bus, new Timeline());
     this.groups = new GroupRegistry(actorId);
     bus.onMessage((m) => this.#onMessage(m));
+  }
+
+  /** "create" messages refused: a module this host was not started for, or a second create. */
+  get refusedCreates(): number {
+    return this.#refusedCreates;
+  }
+
+  /** Why `msg` must not be run, or undefined when it is the create this host was started for. */
+  #refusal(msg: Extract<Message, { type: "create" }>): string | undefined {
+    const who = `actor ${this.actorId}`;
+    let href: string;
+    try {
+      href = checkModuleUrl(msg.moduleUrl);
+    } catch (e) {
+      return `${who} refuses the create: ${(e as Error).message}`;
+    }
+    const { moduleUrl, moduleRoots } = this.#grant;
+    if (href !== moduleUrl) {
+      return `${who} refuses actor module ${href}: it was started for ${moduleUrl} only`;
+    }
+    if (!isUnderRoots(href, moduleRoots)) {
+      return `${who} refuses actor module ${href}: outside its module roots (${
+        moduleRoots.join(", ")
+      })`;
+    }
+    if (this.#createAccepted) return `${who} refuses a second create: its actor is built already`;
+    return undefined;
   }
 
   #onMessage(msg: Message): void {
@@ -108,9 +131,22 @@ export class ActorHost {
   }
 
   async #create(msg: Extract<Message, { type: "create" }>): Promise<void> {
+    const refusal = this.#refusal(msg);
+    if (refusal !== undefined) {
+      // Refused before import(): nothing named by a message is fetched or run.
+      this.#refusedCreates++;
+      this.bus.send("driver", {
+        type: "create-failed",
+        actorId: this.actorId,
+        incarnation: msg.incarnation,
+        error: { name: "Error", message: refusal, stack: "" },
+        refused: true,
+      });
+      return;
+    }
+    this.#createAccepted = true;
     try {
-      checkModuleUrl(msg.moduleUrl);
-      const mod = await import(msg.moduleUrl);
+      const mod = await import(this.#grant.moduleUrl);
       const cls = mod[msg.exportName];
       if (typeof cls !== "function") {
         throw new TypeError(`${msg.moduleUrl} has no exported class ${msg.exportName}`);

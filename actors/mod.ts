@@ -21,6 +21,7 @@ export {
   onBusEvent,
   placementOf,
   remote,
+  type RuntimeStats,
   runtimeStats,
   shutdown,
   timeline,
@@ -32,10 +33,11 @@ export {
   ActorDiedError,
   ActorNotFoundError,
   GetTimeoutError,
+  ModuleNotAllowedError,
   RemoteError,
   RuntimeStateError,
 } from "./errors.ts";
 export type { DeviceSpec } from "./protocol.ts";
-export { Agent, type AgentInfo } from "./agent.ts";
+export { Agent, type AgentInfo, type AgentOptions } from "./agent.ts";
 export { type NatsServer, type NatsServerOptions, startNatsServer } from "./nats_server.ts";
 export { DEFAULT_TIMELINE_CAPACITY } from "./timeline.ts";

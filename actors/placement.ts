@@ -17,6 +17,12 @@ export interface PlacementRequest {
   device?: DeviceSpec;
   /** Agent id or host name to place on (nats clusters only). */
   host?: string;
+  /** The module the actor is built from (checked against `moduleRoots` already). */
+  moduleUrl: string;
+  /** The export of `moduleUrl` the actor is built from (for messages). */
+  exportName: string;
+  /** The driver's module roots (see `module_roots.ts`). */
+  moduleRoots: string[];
 }
 
 /** Starts and stops actor nodes. */
@@ -37,11 +43,15 @@ export class WorkerPlacer implements Placer {
     readonly onDeath: (actorId: string, incarnation: number, reason: string) => void,
   ) {}
 
-  /** Spawns the actor's Worker. */
+  /**
+   * Spawns the actor's Worker. Its address, module and module roots go in
+   * its name, fixed at construction: the Worker never takes them from the bus.
+   */
   start(req: PlacementRequest): Promise<string> {
+    const { actorId: address, moduleUrl, moduleRoots } = req;
     const worker = new Worker(new URL("./worker_main.ts", import.meta.url), {
       type: "module",
-      name: req.actorId,
+      name: JSON.stringify({ address, moduleUrl, moduleRoots }),
     });
     worker.addEventListener("error", (e) => {
       e.preventDefault();
@@ -129,8 +139,12 @@ export class AgentPlacer implements Placer {
       heartbeatMs: this.heartbeatMs,
       device: req.device,
       linkSecret: this.linkSecret,
+      moduleUrl: req.moduleUrl,
+      exportName: req.exportName,
+      moduleRoots: req.moduleRoots,
     };
     const up = this.awaitUp(req.actorId, req.incarnation);
+    up.catch(() => {}); // awaited below, unless the spawn fails first
     const answer = await this.nc.request(agentSubject(agent.agentId, "spawn"), encode(spawn), {
       timeout: SPAWN_WAIT_MS,
     }).catch((e) => {

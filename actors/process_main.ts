@@ -4,6 +4,9 @@
  * announces itself to the driver with a first heartbeat. Its stdin is a pipe
  * from the agent that nobody writes: at end-of-file the agent is gone (even
  * SIGKILLed) and the process exits rather than live on as an orphan.
+ * `--module=URL` and `--module-root=URL` (repeated), from the agent, name
+ * the one module this process may build its actor from and the roots it must
+ * lie under; a "create" naming anything else is refused (`module_roots.ts`).
  *
  * @module
  */
@@ -20,11 +23,18 @@ const { values } = parseArgs({
     incarnation: { type: "string" },
     servers: { type: "string" },
     heartbeat: { type: "string", default: "500" },
+    module: { type: "string" },
+    "module-root": { type: "string", multiple: true, default: [] },
   },
   strict: true,
 });
-if (!values.job || !values.actor || !values.servers || values.incarnation === undefined) {
-  console.error("process_main: --job, --actor, --incarnation and --servers are required");
+if (
+  !values.job || !values.actor || !values.servers || values.incarnation === undefined ||
+  !values.module
+) {
+  console.error(
+    "process_main: --job, --actor, --incarnation, --servers and --module are required",
+  );
   Deno.exit(2);
 }
 (async () => {
@@ -41,7 +51,10 @@ const bus = await NatsBus.open(
   linkSecret ? { secret: linkSecret } : undefined,
 );
 bus.nc.closed().then(() => Deno.exit(0));
-new ActorHost(bus, values.actor, () => Deno.exit(0), creds.servers);
+new ActorHost(bus, values.actor, () => Deno.exit(0), {
+  moduleUrl: values.module,
+  moduleRoots: values["module-root"],
+}, creds.servers);
 const hb = new Worker(new URL("./heartbeat_worker.ts", import.meta.url), { type: "module" });
 hb.postMessage(
   {

@@ -43,7 +43,18 @@ export type Message =
     options: HostOptions;
   }
   | { type: "created"; actorId: string; incarnation: number; methods: string[] }
-  | { type: "create-failed"; actorId: string; incarnation: number; error: WireError }
+  | {
+    type: "create-failed";
+    actorId: string;
+    incarnation: number;
+    error: WireError;
+    /**
+     * The host refused the "create" (a module it was not started for, or
+     * outside its roots, or a second one) without running anything: such a
+     * report is counted by the driver and never settles a creation.
+     */
+    refused?: boolean;
+  }
   | {
     type: "call";
     callId: string;

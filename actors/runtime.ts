@@ -25,7 +25,20 @@ import { NatsBus, type NatsCredentials } from "./bus_nats.ts";
 import { randomHex } from "./codec.ts";
 import { type ActorHandle, CallClient } from "./client.ts";
 import { actorContext, insideActor, lookupActor } from "./context.ts";
-import { ActorDiedError, ActorNotFoundError, RemoteError, RuntimeStateError } from "./errors.ts";
+import {
+  ActorDiedError,
+  ActorNotFoundError,
+  ModuleNotAllowedError,
+  RemoteError,
+  RuntimeStateError,
+} from "./errors.ts";
+import {
+  checkModuleUrl,
+  isUnderRoots,
+  mainModuleRoot,
+  PACKAGE_ROOT,
+  toModuleRoots,
+} from "./module_roots.ts";
 import { ObjectRef } from "./object_ref.ts";
 import { AgentPlacer, type Placer, WorkerPlacer } from "./placement.ts";
 import type { DeviceSpec, Message } from "./protocol.ts";
@@ -70,6 +83,17 @@ export interface InitOptions {
    * (default true; false sends every message through nats-server).
    */
   directLinks?: boolean;
+  /**
+   * Folders whose modules actors may be built from, besides the package's
+   * own root and the folder of `Deno.mainModule`: paths (resolved against
+   * the current directory) or `file:`/`https:` folder URLs. `remote()` of a
+   * module outside every root throws {@linkcode ModuleNotAllowedError}
+   * before anything is spawned; any other protocol is a TypeError here. The
+   * private `nats` cluster's agent takes these roots; the agents of a
+   * `nats://` cluster keep their own (`deno task agent --allow-module-root`).
+   * See `module_roots.ts`.
+   */
+  moduleRoots?: (string | URL)[];
 }
 
 /** Options of one actor, given with `ActorClass.options`. */
@@ -142,14 +166,17 @@ class Runtime {
   #nextActor = 0;
   #monitor?: ReturnType<typeof setInterval>;
   #closing = false;
+  #refusedCreates = 0;
 
   private constructor(
     readonly jobId: string,
     readonly bus: Bus,
     readonly kind: "local" | "nats",
-    readonly opts: Required<
-      Pick<InitOptions, "heartbeatTimeoutMs" | "heartbeatIntervalMs" | "timelineCapacity">
-    >,
+    readonly opts:
+      & Required<
+        Pick<InitOptions, "heartbeatTimeoutMs" | "heartbeatIntervalMs" | "timelineCapacity">
+      >
+      & { moduleRoots: string[] },
     readonly natsCreds?: NatsCredentials,
     readonly server?: NatsServer,
     readonly agent?: Agent,
@@ -165,6 +192,11 @@ class Runtime {
       heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 3000,
       heartbeatIntervalMs: o.heartbeatIntervalMs ?? 500,
       timelineCapacity: checkTimelineCapacity(o.timelineCapacity ?? DEFAULT_TIMELINE_CAPACITY),
+      moduleRoots: toModuleRoots([
+        PACKAGE_ROOT,
+        ...[mainModuleRoot()].filter((r) => r !== undefined),
+        ...(o.moduleRoots ?? []),
+      ]),
     };
     if (cluster === "local") {
       const hub = new HubBus();
@@ -187,7 +219,7 @@ class Runtime {
     }
     let agent: Agent | undefined;
     try {
-      agent = server ? await Agent.start(creds) : undefined;
+      agent = server ? await Agent.start(creds, { moduleRoots: hb.moduleRoots }) : undefined;
       const jobId = newJobId();
       const linkSecret = o.directLinks === false ? undefined : randomHex(32);
       const bus = await NatsBus.open(
@@ -258,9 +290,13 @@ class Runtime {
         this.#created.get(`${msg.actorId}/${msg.incarnation}`)?.resolve(msg.methods);
         return;
       case "create-failed":
-        this.#created.get(`${msg.actorId}/${msg.incarnation}`)?.reject(
-          new RemoteError(msg.error.name, msg.error.message, msg.error.stack),
-        );
+        // A refusal answers a create the host was not started for: never the driver's own.
+        if (msg.refused) this.#refusedCreates++;
+        else {
+          this.#created.get(`${msg.actorId}/${msg.incarnation}`)?.reject(
+            new RemoteError(msg.error.name, msg.error.message, msg.error.stack),
+          );
+        }
         return;
       case "timeline-records":
         this.#timelineReplies.get(msg.reqId)?.(msg.records);
@@ -292,6 +328,9 @@ class Runtime {
         incarnation: rec.incarnation,
         device: rec.options.device,
         host: rec.options.host,
+        moduleUrl: rec.moduleUrl,
+        exportName: rec.exportName,
+        moduleRoots: this.opts.moduleRoots,
       });
       rec.lastBeat = performance.now();
       this.bus.send(rec.actorId, {
@@ -312,6 +351,8 @@ class Runtime {
       rec.status = "alive";
       rec.lastBeat = performance.now();
     } catch (e) {
+      // A placement that failed (an agent refused the spawn) awaits no heartbeat any more.
+      this.#up.get(key)?.reject(e);
       await this.#placer.stop(rec.actorId);
       throw e;
     } finally {
@@ -319,7 +360,16 @@ class Runtime {
     }
   }
 
-  async createActor(moduleUrl: string, exportName: string, args: unknown[], options: ActorOptions) {
+  /** "create" messages refused by actor hosts (see `module_roots.ts`). */
+  get refusedCreates(): number {
+    return this.#refusedCreates;
+  }
+
+  async createActor(url: string, exportName: string, args: unknown[], options: ActorOptions) {
+    const moduleUrl = checkModuleUrl(url);
+    if (!isUnderRoots(moduleUrl, this.opts.moduleRoots)) {
+      throw new ModuleNotAllowedError(moduleUrl, this.opts.moduleRoots);
+    }
     if (options.name !== undefined) {
       const holder = this.names.get(options.name);
       if (holder && this.actors.get(holder)?.status !== "dead") {
@@ -519,8 +569,10 @@ export async function shutdown(): Promise<void> {
 
 /**
  * Makes the class exported as `exportName` from `moduleUrl` remote. No code
- * travels: the actor's Worker or process imports the module itself (which
- * must lie in this project's tree).
+ * travels: the actor's Worker or process imports the module itself, which
+ * must lie under the module roots (see {@linkcode InitOptions.moduleRoots});
+ * creating an actor of a module outside them throws
+ * {@linkcode ModuleNotAllowedError}.
  */
 export function remote<C extends abstract new (...args: any) => any>(
   moduleUrl: string | URL,
@@ -584,10 +636,34 @@ export async function timeline(path?: string): Promise<ReturnType<Timeline["toCh
   return trace;
 }
 
-/** Counters of the driver's bus: frames received that were not valid messages and were dropped. */
-export function runtimeStats(): { jobId: string; rejectedFrames: number; actors: number } {
+/** Counters of the driver's runtime, and its module roots. */
+export interface RuntimeStats {
+  /** The job's id. */
+  jobId: string;
+  /** Frames the driver's bus received that were not valid messages, dropped. */
+  rejectedFrames: number;
+  /** Actors created in this job, dead ones included. */
+  actors: number;
+  /**
+   * "create" messages actor hosts refused and reported: naming a module other
+   * than the one the host was started for, or outside its roots, or a second
+   * create. The driver sends none such: they were forged on the bus.
+   */
+  refusedCreates: number;
+  /** The driver's module roots (see {@linkcode InitOptions.moduleRoots}). */
+  moduleRoots: string[];
+}
+
+/** Counters of the driver: dropped frames, refused creates, and its module roots. */
+export function runtimeStats(): RuntimeStats {
   const rt = current();
-  return { jobId: rt.jobId, rejectedFrames: rt.bus.rejectedFrames, actors: rt.actors.size };
+  return {
+    jobId: rt.jobId,
+    rejectedFrames: rt.bus.rejectedFrames,
+    actors: rt.actors.size,
+    refusedCreates: rt.refusedCreates,
+    moduleRoots: [...rt.opts.moduleRoots],
+  };
 }
 
 /** Servers and credentials of a NATS cluster's runtime (to start agents or tools against it). */

@@ -12,6 +12,7 @@ import {
   GetTimeoutError,
   init,
   kill,
+  ModuleNotAllowedError,
   remote,
   RemoteError,
   shutdown,
@@ -128,9 +129,12 @@ for (const cluster of ["local", "nats"] as const) {
         );
       });
 
-      await t.step("modules outside the project are refused", async () => {
+      await t.step("modules outside the module roots are refused by the driver", async () => {
         const Foreign = remote("https://example.com/x.ts", "X");
-        await assert.rejects(Foreign.remote(), /outside the project/);
+        const err = await Foreign.remote().then(() => null, (e) => e);
+        assert.ok(err instanceof ModuleNotAllowedError, `got ${err}`);
+        assert.match(err.message, /^actor module https:\/\/example\.com\/x\.ts is outside/);
+        assert.match(err.message, /init\(\{ moduleRoots \}\)$/);
       });
 
       await t.step("a crashed actor fails its calls with ActorDiedError and restarts", async () => {
