@@ -31,9 +31,13 @@ export const DISCOVER_SUBJECT = "scmoe.agents.discover";
 
 /** What an agent advertises. */
 export interface AgentInfo {
+  /** Random id of this agent (8 hex digits). */
   agentId: string;
+  /** The host's name. */
   hostname: string;
+  /** CPU cores of the host. */
   cores: number;
+  /** Compute devices the agent offers. */
   devices: DeviceSpec[];
 }
 
@@ -85,6 +89,7 @@ async function killAndWait(child: Deno.ChildProcess): Promise<void> {
 
 /** Runs on one host; spawns and watches actor processes. */
 export class Agent {
+  /** What this agent advertises on discovery. */
   readonly info: AgentInfo;
   /** The folders whose modules this agent's processes may load: the package root, then the given ones. */
   readonly moduleRoots: readonly string[];
@@ -94,9 +99,12 @@ export class Agent {
   readonly #chunker = new Chunker(1 << 16);
   #refusedSpawns = 0;
 
+  readonly #nc: NatsConnection;
+  readonly #creds: NatsCredentials;
+
   private constructor(
-    readonly nc: NatsConnection,
-    readonly creds: NatsCredentials,
+    nc: NatsConnection,
+    creds: NatsCredentials,
     devices: DeviceSpec[],
     moduleRoots: string[],
   ) {
@@ -107,6 +115,8 @@ export class Agent {
       devices,
     };
     this.moduleRoots = moduleRoots;
+    this.#nc = nc;
+    this.#creds = creds;
   }
 
   /**
@@ -159,7 +169,7 @@ export class Agent {
       throw new TypeError("bad linkSecret");
     }
     const moduleUrl = this.#checkModule(req.moduleUrl);
-    const env = credentialsToEnv(this.creds);
+    const env = credentialsToEnv(this.#creds);
     if (req.linkSecret) env[LINK_SECRET_ENV] = req.linkSecret;
     if (req.device) env.SCMOE_DEVICE = `${req.device.backend}:${req.device.index}`;
     const child = new Deno.Command(Deno.execPath(), {
@@ -171,7 +181,7 @@ export class Agent {
         `--job=${req.jobId}`,
         `--actor=${req.actorId}`,
         `--incarnation=${req.incarnation}`,
-        `--servers=${this.creds.servers.join(",")}`,
+        `--servers=${this.#creds.servers.join(",")}`,
         `--heartbeat=${req.heartbeatMs}`,
         `--module=${moduleUrl}`,
         ...this.moduleRoots.map((root) => `--module-root=${root}`),
@@ -215,7 +225,7 @@ export class Agent {
   }
 
   #report(req: SpawnRequest, reason: string): void {
-    if (this.nc.isClosed()) return;
+    if (this.#nc.isClosed()) return;
     const msg = {
       type: "actor-died",
       actorId: req.actorId,
@@ -224,7 +234,7 @@ export class Agent {
       incarnation: req.incarnation,
     };
     for (const f of this.#chunker.frames(encode(msg))) {
-      this.nc.publish(nodeSubject(req.jobId, "driver"), f);
+      this.#nc.publish(nodeSubject(req.jobId, "driver"), f);
     }
   }
 
@@ -242,6 +252,6 @@ export class Agent {
   async stop(): Promise<void> {
     await Promise.all([...this.#children.values()].map(killAndWait));
     this.#children.clear();
-    await this.nc.close();
+    await this.#nc.close();
   }
 }

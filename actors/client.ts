@@ -11,7 +11,8 @@ import { ObjectRef } from "./object_ref.ts";
 import { epochMs, type Message } from "./protocol.ts";
 import { type Timeline, typedBytes } from "./timeline.ts";
 
-type Methods<T> = {
+/** The methods of an actor class `T` (its function-valued members). */
+export type Methods<T> = {
   [K in keyof T as T[K] extends (...args: any[]) => unknown ? K : never]: T[K];
 };
 

@@ -9,7 +9,7 @@ import type { GroupCommunicator, GroupRegistry } from "./groups.ts";
 import type { DeviceSpec } from "./protocol.ts";
 import { RuntimeStateError } from "./errors.ts";
 
-/** The state of the actor this code runs in. */
+/** What code running inside an actor can learn of it. */
 export interface ActorContext {
   /** Job-unique id of this actor. */
   actorId: string;
@@ -19,21 +19,30 @@ export interface ActorContext {
   device?: DeviceSpec;
   /** How many times this actor was (re)started; 0 for the first. */
   incarnation: number;
+}
+
+/** The runtime's own view of the actor: its context and the node's machinery. */
+export interface HostContext extends ActorContext {
   /** The node's call client (calls from this actor to others). */
   client: CallClient;
   /** The collective groups this actor was made a member of. */
   groups: GroupRegistry;
 }
 
-let current: ActorContext | null = null;
+let current: HostContext | null = null;
 
 /** Set by the actor host when it creates the actor instance. */
-export function setActorContext(ctx: ActorContext): void {
+export function setActorContext(ctx: HostContext): void {
   current = ctx;
 }
 
 /** The context of the actor this code runs in; throws outside an actor. */
 export function actorContext(): ActorContext {
+  return hostContext();
+}
+
+/** The runtime's view of the actor this code runs in; throws outside an actor. */
+export function hostContext(): HostContext {
   if (!current) throw new RuntimeStateError("actorContext() called outside an actor");
   return current;
 }
@@ -64,5 +73,5 @@ export async function lookupActor<T>(client: CallClient, name: string): Promise<
  * ```
  */
 export function joinGroup(groupId: string, timeoutMs?: number): Promise<GroupCommunicator> {
-  return actorContext().groups.join(groupId, timeoutMs);
+  return hostContext().groups.join(groupId, timeoutMs);
 }

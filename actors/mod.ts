@@ -27,7 +27,8 @@ export {
   timeline,
 } from "./runtime.ts";
 export { get, type GetOptions, ObjectRef, wait, type WaitOptions } from "./object_ref.ts";
-export type { ActorHandle } from "./client.ts";
+export type { ActorHandle, Methods, RefArgs } from "./client.ts";
+export type { GroupCommunicator } from "./groups.ts";
 export { type ActorContext, actorContext, joinGroup } from "./context.ts";
 export {
   ActorDiedError,
@@ -40,4 +41,4 @@ export {
 export type { DeviceSpec } from "./protocol.ts";
 export { Agent, type AgentInfo, type AgentOptions } from "./agent.ts";
 export { type NatsServer, type NatsServerOptions, startNatsServer } from "./nats_server.ts";
-export { DEFAULT_TIMELINE_CAPACITY } from "./timeline.ts";
+export { type ChromeTrace, DEFAULT_TIMELINE_CAPACITY } from "./timeline.ts";

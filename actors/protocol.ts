@@ -27,7 +27,9 @@ export interface HostOptions {
 
 /** A compute device: a tfjs backend and an index among devices of that kind. */
 export interface DeviceSpec {
+  /** The tfjs backend that drives the device. */
   backend: "wasm" | "cpu" | "webgpu" | "tensorflow" | "tensorflow-gpu";
+  /** The device's index among the host's devices of that backend. */
   index: number;
 }
 

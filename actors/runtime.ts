@@ -4,13 +4,13 @@
  *
  * @example
  * ```ts ignore
- * import { init, remote, get, shutdown } from "./mod.ts";
- * import type { Counter } from "./examples/counter.ts";
+ * import { get, init, remote, shutdown } from "@scmoe/actors";
+ * import type { Tally } from "./examples/actors.ts";
  *
  * await init({ cluster: "local" });
- * const CounterActor = remote<typeof Counter>(new URL("./examples/counter.ts", import.meta.url), "Counter");
- * const c = await CounterActor.options({ name: "c1" }).remote(10);
- * console.log(await get([c.add(1), c.add(2)])); // [11, 13]
+ * const TallyActor = remote<typeof Tally>(new URL("./examples/actors.ts", import.meta.url), "Tally");
+ * const t = await TallyActor.options({ name: "tally" }).remote();
+ * console.log(await get([t.add(2), t.add(3)])); // [2, 5]
  * await shutdown();
  * ```
  *
@@ -21,10 +21,10 @@ import { type NatsServer, startNatsServer } from "./nats_server.ts";
 import { Agent } from "./agent.ts";
 import type { Bus } from "./bus.ts";
 import { HubBus } from "./bus_local.ts";
-import { NatsBus, type NatsCredentials } from "./bus_nats.ts";
+import { credentialsFromEnv, NatsBus, type NatsCredentials } from "./bus_nats.ts";
 import { randomHex } from "./codec.ts";
 import { type ActorHandle, CallClient } from "./client.ts";
-import { actorContext, insideActor, lookupActor } from "./context.ts";
+import { hostContext, insideActor, lookupActor } from "./context.ts";
 import {
   ActorDiedError,
   ActorNotFoundError,
@@ -45,6 +45,7 @@ import type { DeviceSpec, Message } from "./protocol.ts";
 import {
   type CallRecord,
   checkTimelineCapacity,
+  type ChromeTrace,
   DEFAULT_TIMELINE_CAPACITY,
   Timeline,
 } from "./timeline.ts";
@@ -57,11 +58,21 @@ export interface InitOptions {
    * `"nats://host:port"`: join an existing NATS where host agents run.
    */
   cluster?: string;
-  /** Credentials for `nats://` clusters: a token, a user and password, an nkey seed or a creds file. */
+  /**
+   * `nats://` clusters: the server's token. Each credential not given here
+   * is taken from the environment, as agents take theirs
+   * (`SCMOE_NATS_TOKEN`, `SCMOE_NATS_USER`, `SCMOE_NATS_PASS`,
+   * `SCMOE_NATS_NKEY_SEED`, `SCMOE_NATS_CREDS_FILE`), so a script run with
+   * `--cluster nats://…` needs no secret on its command line.
+   */
   token?: string;
+  /** `nats://` clusters: the user name, when the server wants a user and password. */
   user?: string;
+  /** `nats://` clusters: the password of `user`. */
   pass?: string;
+  /** `nats://` clusters: an nkey seed (`SU…`), when the server authenticates by nkey. */
   nkeySeed?: string;
+  /** `nats://` clusters: the path of a NATS credentials file (JWT and seed). */
   credsFile?: string;
   /** An actor process silent for this long is declared dead (default 3000 ms). */
   heartbeatTimeoutMs?: number;
@@ -211,7 +222,11 @@ class Runtime {
       creds = { servers: [server.url], token: server.token };
     } else if (/^(nats|tls):\/\//.test(cluster)) {
       const { token, user, pass, nkeySeed, credsFile } = o;
-      creds = { servers: cluster.split(","), token, user, pass, nkeySeed, credsFile };
+      const given = { token, user, pass, nkeySeed, credsFile };
+      creds = credentialsFromEnv(cluster.split(","));
+      for (const [key, value] of Object.entries(given)) {
+        if (value !== undefined) creds[key as keyof typeof given] = value;
+      }
     } else {
       throw new TypeError(
         `init: cluster must be "local", "nats" or a nats:// URL, got "${cluster}"`,
@@ -594,7 +609,7 @@ export function kill(handle: { actorId: string }): Promise<void> {
 
 /** A handle to the actor registered under `name`, from the driver or from inside any actor. */
 export async function getActor<T>(name: string): Promise<ActorHandle<T>> {
-  if (insideActor()) return await lookupActor<T>(actorContext().client, name);
+  if (insideActor()) return await lookupActor<T>(hostContext().client, name);
   const rt = current();
   const rec = rt.actors.get(rt.names.get(name) ?? "");
   if (!rec || rec.status === "dead") throw new ActorNotFoundError(name);
@@ -630,7 +645,7 @@ export function createGroup(handles: { actorId: string }[], opts: GroupOptions):
  * most recent `timelineCapacity` of each, see {@linkcode InitOptions}) as
  * Chrome trace JSON to `path`; returns the trace.
  */
-export async function timeline(path?: string): Promise<ReturnType<Timeline["toChromeTrace"]>> {
+export async function timeline(path?: string): Promise<ChromeTrace> {
   const trace = (await current().gatherTimeline()).toChromeTrace();
   if (path) await Deno.writeTextFile(path, JSON.stringify(trace));
   return trace;

@@ -7,6 +7,14 @@
  * @module
  */
 
+/** A Chrome trace (the JSON that Perfetto and chrome://tracing open). */
+export interface ChromeTrace {
+  /** The trace's events: complete ("X") events and metadata ("M"). */
+  traceEvents: Record<string, unknown>[];
+  /** The unit the viewer shows (`ms`). */
+  displayTimeUnit: string;
+}
+
 /** One finished (or failed) call. */
 export interface CallRecord {
   callId: string;
@@ -108,7 +116,7 @@ export class Timeline {
   }
 
   /** The records as Chrome trace events (`traceEvents`). */
-  toChromeTrace(): { traceEvents: Record<string, unknown>[]; displayTimeUnit: string } {
+  toChromeTrace(): ChromeTrace {
     const pids = new Map<string, number>();
     const events: Record<string, unknown>[] = [];
     const pid = (name: string) => {

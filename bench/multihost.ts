@@ -1,7 +1,7 @@
 /**
  * A training run across emulated hosts: network namespaces on one bridge
  * (`collectives/netns.ts`; root only), token-protected nats-servers, a host
- * agent (`actors/agent_main.ts`) in each of two host namespaces and the
+ * agent (`cli/agent.ts`) in each of two host namespaces and the
  * driver ({@link ./multihost_driver.ts}) in a namespace of its own. Every
  * process started here, and every process left in the namespaces, is killed
  * and the namespaces are deleted whatever happens.
@@ -13,7 +13,7 @@ import type { DriverReport } from "./multihost_driver.ts";
 import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const AGENT_MAIN = `${ROOT}actors/agent_main.ts`;
+const AGENT_MAIN = `${ROOT}cli/agent.ts`;
 const DRIVER_MAIN = `${ROOT}bench/multihost_driver.ts`;
 const CLIENT_PORT = 4222;
 const ROUTE_PORT = 6222;

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { processAlive } from "./helpers/process.ts";
+import { startAgent, stopAgent } from "./helpers/agents.ts";
 import {
   ActorDiedError,
   get,
@@ -16,30 +17,6 @@ import {
 import type { Probe } from "./fixtures/actors.ts";
 
 const ProbeActor = remote<typeof Probe>(new URL("./fixtures/actors.ts", import.meta.url), "Probe");
-
-async function startAgent(
-  url: string,
-  token: string,
-): Promise<{ id: string; child: Deno.ChildProcess }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("../actors/agent_main.ts", import.meta.url).pathname,
-      "--nats",
-      url,
-    ],
-    env: { SCMOE_NATS_TOKEN: token },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const { value } = await reader.read();
-  reader.releaseLock();
-  const id = /agent (\w+) on/.exec(value ?? "")?.[1];
-  assert.ok(id, `agent announced itself: ${value}`);
-  return { id, child };
-}
 
 Deno.test("a driver places actors on the host agents of an existing NATS", async () => {
   const server = await startNatsServer();
@@ -76,12 +53,7 @@ Deno.test("a driver places actors on the host agents of an existing NATS", async
       assert.ok(!processAlive(pid), `actor process ${pid} was stopped by its agent`);
     }
   } finally {
-    for (const a of agents) {
-      a.child.kill("SIGINT");
-      await a.child.stdout.cancel().catch(() => {});
-      const status = await a.child.status;
-      assert.equal(status.code, 0, "the agent exits cleanly on SIGINT");
-    }
+    for (const a of agents) await stopAgent(a);
     await server.stop();
   }
 });

@@ -275,7 +275,7 @@ Deno.test("an agent allows only its own module roots; a forged spawn request is 
 
 Deno.test("deno task agent --allow-module-root DIR: the agent's processes build the user's actors", async () => {
   const server = await startNatsServer();
-  const agentMain = new URL("../actors/agent_main.ts", import.meta.url);
+  const agentMain = new URL("../cli/agent.ts", import.meta.url);
   const run = (...args: string[]) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", fileURLToPath(agentMain), "--nats", server.url, ...args],
@@ -287,7 +287,7 @@ Deno.test("deno task agent --allow-module-root DIR: the agent's processes build 
     const bad = await run("--allow-module-root", "ftp://example.com/x/").output();
     assert.equal(bad.code, 2);
     const badErr = new TextDecoder().decode(bad.stderr).trim();
-    assert.match(badErr, /^agent: --allow-module-root: .*only file: and https: roots/);
+    assert.match(badErr, /^error: --allow-module-root: .*only file: and https: roots/);
     assert.ok(!badErr.includes("\n"), "one line");
 
     const child = run(

@@ -5,6 +5,8 @@
  */
 import { assertActorsOutput, assertTrainTextOutput } from "./helpers/examples.ts";
 import { denoRun, smallCorpus } from "./helpers/deno_run.ts";
+import { startAgent, stopAgent } from "./helpers/agents.ts";
+import { startNatsServer } from "../mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -25,6 +27,26 @@ Deno.test("examples/train_text.ts: train half-way, resume, reload on 1 rank", as
     );
     assertTrainTextOutput(run, 12);
   } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("examples/train_text.ts across two host agents on a nats:// URL", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "example_agents_" });
+  const server = await startNatsServer();
+  const agents = await Promise.all([0, 1].map(() => startAgent(server.url, server.token!)));
+  try {
+    await Deno.writeTextFile(`${tmp}/corpus.txt`, smallCorpus());
+    const run = await denoRun(
+      "examples/train_text.ts",
+      [`${tmp}/corpus.txt`, "--cluster", server.url, "--out", `${tmp}/run`, "--steps", "8"],
+      // The driver takes the token from the environment, as the agents do.
+      { cwd: ROOT, env: { SCMOE_NATS_TOKEN: server.token! } },
+    );
+    assertTrainTextOutput(run, 8);
+  } finally {
+    for (const agent of agents) await stopAgent(agent);
+    await server.stop();
     await Deno.remove(tmp, { recursive: true });
   }
 });
