@@ -5,10 +5,11 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { get, init, remote, shutdown } from "../actors/mod.ts";
 import type { Hammer, Target } from "./bench_actors.ts";
 import { type BenchRow, median, printRows } from "./output.ts";
+import { parseCommand, usage } from "../cli/flags.ts";
+import { ACTORS_CLUSTERS, ACTORS_COMMAND } from "./commands.ts";
 
 const MODULE = new URL("./bench_actors.ts", import.meta.url);
 const TargetActor = remote<typeof Target>(MODULE, "Target");
@@ -21,13 +22,8 @@ const RAY = {
   nn_async_calls_per_s: "Ray 27,376/s",
 };
 
-/**
- * The clusters measured: `local` (Workers), `nats` (processes; same-host
- * messages on direct links, NATS the control plane) and `nats-bus` (the
- * same with every message through nats-server, `directLinks: false`).
- */
-const CLUSTERS = ["local", "nats", "nats-bus"] as const;
-type BenchCluster = typeof CLUSTERS[number];
+/** The clusters measured ({@linkcode ACTORS_CLUSTERS}). */
+type BenchCluster = typeof ACTORS_CLUSTERS[number];
 
 async function measureCluster(cluster: BenchCluster, quick: boolean): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
@@ -96,26 +92,21 @@ async function measureCluster(cluster: BenchCluster, quick: boolean): Promise<Be
   return rows;
 }
 
-/** Runs the benchmark with CLI arguments `--json`, `--quick`, `--cluster local|nats|nats-bus`. */
+/**
+ * Runs the benchmark with CLI arguments `--json`, `--quick`, `--cluster
+ * local|nats|nats-bus` ({@linkcode ACTORS_COMMAND}); `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runActorsBench(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      json: { type: "boolean", default: false },
-      quick: { type: "boolean", default: false },
-      cluster: { type: "string" },
-    },
-    strict: true,
-  });
-  const clusters = values.cluster ? [values.cluster] : [...CLUSTERS];
-  for (const c of clusters) {
-    if (!(CLUSTERS as readonly string[]).includes(c)) {
-      console.error(`bench actors: --cluster must be ${CLUSTERS.join(", ")}, got "${c}"`);
-      Deno.exit(2);
-    }
-  }
+  const f = parseCommand(ACTORS_COMMAND, args);
+  if (f.help) return console.log(usage(ACTORS_COMMAND));
+  const json = f.has("json"), quick = f.has("quick");
+  const clusters: BenchCluster[] = f.has("cluster")
+    ? [f.choice("cluster", ACTORS_CLUSTERS, "local")]
+    : [...ACTORS_CLUSTERS];
   const rows: BenchRow[] = [];
-  for (const c of clusters) rows.push(...await measureCluster(c as BenchCluster, values.quick));
+  for (const c of clusters) rows.push(...await measureCluster(c, quick));
   rows.push({
     bench: "actors",
     case: "machine",
@@ -123,5 +114,5 @@ export async function runActorsBench(args: string[]): Promise<void> {
     value: navigator.hardwareConcurrency,
     unit: "",
   });
-  printRows(rows, values.json);
+  printRows(rows, json);
 }

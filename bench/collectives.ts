@@ -1,5 +1,5 @@
 /**
- * `deno task bench collectives [--json] [--quick]`: time, algbw and busbw of
+ * `deno task bench collectives [--json] [--quick]` ({@linkcode COLLECTIVES_COMMAND}): time, algbw and busbw of
  * the collectives (nccl-tests convention, see ANCHORS.md) over `local`
  * Workers and `nats`, with and without an emulated link, plus a plain
  * single-stream NATS publish/subscribe measured in the same run: a long
@@ -15,7 +15,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import { createCommunicator } from "../collectives/comm.ts";
 import { meshPorts } from "../collectives/local.ts";
@@ -23,6 +22,9 @@ import type { Communicator, LinkModel } from "../collectives/types.ts";
 import { startNatsServer } from "../actors/nats_server.ts";
 import { median } from "./output.ts";
 import { type RawNatsGroup, startRawNatsGroup } from "./raw_nats.ts";
+import { parseCommand, usage } from "../cli/flags.ts";
+import { runCli } from "../cli/run.ts";
+import { COLLECTIVES_COMMAND } from "./commands.ts";
 
 const RANKS = 4;
 /**
@@ -203,13 +205,15 @@ async function plainPubSub(url: string, total: number, msgBytes: number): Promis
   return (count * msgBytes) / ms / 1e3;
 }
 
-/** Runs the benchmark; see the module doc for the flags. */
+/**
+ * Runs the benchmark; see the module doc for the flags; `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runCollectivesBench(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { json: { type: "boolean" }, quick: { type: "boolean" } },
-  });
-  const quick = values.quick ?? false;
+  const f = parseCommand(COLLECTIVES_COMMAND, args);
+  if (f.help) return console.log(usage(COLLECTIVES_COMMAND));
+  const json = f.has("json"), quick = f.has("quick");
   const sizes = quick
     ? [64 << 10, 1 << 20, 8 << 20]
     : [4 << 10, 64 << 10, 1 << 20, 8 << 20, 32 << 20];
@@ -228,7 +232,7 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
   const emit = (c: string, metric: string, value: number, unit: string) => {
     const row: Row = { bench: "collectives", case: c, metric, value: +value.toFixed(3), unit };
     rows.push(row);
-    if (values.json) console.log(JSON.stringify(row));
+    if (json) console.log(JSON.stringify(row));
   };
 
   const server = await startNatsServer({ maxPayload: MAX_PAYLOAD, token: null });
@@ -298,7 +302,7 @@ export async function runCollectivesBench(args: string[]): Promise<void> {
     await raw?.close();
     await server.stop();
   }
-  if (!values.json) printTable(rows);
+  if (!json) printTable(rows);
 }
 
 function printTable(rows: Row[]): void {
@@ -331,4 +335,9 @@ function printTable(rows: Row[]): void {
   }
 }
 
-if (import.meta.main) await runCollectivesBench(Deno.args);
+if (import.meta.main) {
+  await runCli(async (args) => {
+    await runCollectivesBench(args);
+    return 0;
+  });
+}

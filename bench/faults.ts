@@ -21,6 +21,8 @@ import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "./faults_frames.ts"
 import { multihostTrain } from "./multihost.ts";
 import { type BenchRow, printRows } from "./output.ts";
 import { trainWithArgs } from "../cli/train.ts";
+import { parseCommand, usage } from "../cli/flags.ts";
+import { FAULTS_COMMAND } from "./commands.ts";
 import type { Recovery, TrainOptions, TrainSummary } from "../mod.ts";
 
 /** What one fault case measured. */
@@ -299,10 +301,16 @@ async function cutHost(): Promise<FaultResult> {
   };
 }
 
-/** Runs every fault case and prints the table (or JSON lines with `--json`). */
+/**
+ * Runs every fault case and prints the table (or JSON lines with `--json`),
+ * on a command line of {@linkcode FAULTS_COMMAND}; `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runFaultsBench(args: string[]): Promise<void> {
-  const json = args.includes("--json");
-  const quick = args.includes("--quick");
+  const f = parseCommand(FAULTS_COMMAND, args);
+  if (f.help) return console.log(usage(FAULTS_COMMAND));
+  const json = f.has("json"), quick = f.has("quick");
   const tmp = await Deno.makeTempDir({ prefix: "bench_faults_" });
   const cases: [string, (dir: string) => Promise<FaultResult>][] = [
     ["kill-rank", killRank],

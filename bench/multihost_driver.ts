@@ -17,14 +17,14 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { decode } from "../actors/codec.ts";
 import { type AgentInfo, DISCOVER_SUBJECT } from "../actors/agent.ts";
 import { connectNats, credentialsFromEnv } from "../actors/bus_nats.ts";
 import { placementOf } from "../actors/mod.ts";
-import { trainWithArgs } from "../cli/train.ts";
-import { EXIT_STOPPED } from "../cli/run.ts";
-import { type Recovery, TrainingStopped } from "../mod.ts";
+import { parseTrainArgs, trainWithArgs } from "../cli/train.ts";
+import { type Command, parseCommand, usage, UsageError } from "../cli/flags.ts";
+import { runCli } from "../cli/run.ts";
+import type { Recovery } from "../mod.ts";
 
 /** What the driver prints. */
 export interface DriverReport {
@@ -94,34 +94,108 @@ async function awaitAgents(cluster: string, ids: string[], waitMs: number): Prom
   }
 }
 
-if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    options: {
-      cluster: { type: "string" },
-      hosts: { type: "string" },
-      out: { type: "string" },
-      monitor: { type: "string", default: "" },
-      "heartbeat-ms": { type: "string", default: "3000" },
+/** The driver's command line; the training flags follow `--`. */
+export const DRIVER_COMMAND: Command = {
+  name: "deno run -A bench/multihost_driver.ts",
+  summary: "Drives a multi-host training run over agents on NATS and prints its report " +
+    "as one JSON line; training flags follow --.",
+  flags: {
+    cluster: {
+      arg: "URL",
+      help: "nats://host:port of the agents' servers, comma-separated (required)",
     },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (!values.cluster || !values.hosts || !values.out) {
-    console.error("multihost_driver: --cluster, --hosts and --out are required");
-    Deno.exit(2);
+    hosts: { arg: "IDS", help: "agent ids, comma-separated; rank i runs on the i-th (required)" },
+    out: { arg: "DIR", help: "the run's output directory (required)" },
+    monitor: {
+      arg: "URLS",
+      help: "http://host:port monitoring endpoints to list connections of, comma-separated",
+    },
+    "heartbeat-ms": {
+      arg: "MS",
+      help: "heartbeat timeout of the runtime in ms, a positive integer (default 3000)",
+    },
+  },
+  epilog: "After --: the flags of deno task train, e.g. -- --steps 8 --ranks 2.\n" +
+    "Add --debug to show the stack trace of an expected failure.",
+};
+
+/** The driver's command line: its own flags, and the training flags after `--`. */
+export interface DriverArgs {
+  /** `--help`: print the usage and nothing else. */
+  help: boolean;
+  /** `--cluster`. */
+  cluster: string;
+  /** `--hosts`, split. */
+  hosts: string[];
+  /** `--out`. */
+  out: string;
+  /** `--monitor`, split. */
+  monitors: string[];
+  /** `--heartbeat-ms`. */
+  heartbeatMs: number;
+  /** The training flags after `--`. */
+  trainFlags: string[];
+}
+
+/**
+ * Reads the driver's command line.
+ *
+ * @throws {UsageError} one line naming the flag and what it accepts.
+ */
+export function parseDriverArgs(args: readonly string[]): DriverArgs {
+  const end = args.indexOf("--");
+  const own = end < 0 ? args : args.slice(0, end);
+  const trainFlags = end < 0 ? [] : args.slice(end + 1);
+  const f = parseCommand(DRIVER_COMMAND, own);
+  // The training flags are checked here too, before waiting for any agent.
+  if (!f.help) parseTrainArgs(trainFlags);
+  const list = (flag: string) => (f.string(flag) ?? "").split(",").filter(Boolean);
+  if (f.help) {
+    return {
+      help: true,
+      cluster: "",
+      hosts: [],
+      out: "",
+      monitors: [],
+      heartbeatMs: 0,
+      trainFlags,
+    };
   }
-  const hosts = values.hosts.split(",");
-  await awaitAgents(values.cluster, hosts, 10_000);
+  const hosts = list("hosts");
+  if (hosts.length === 0) {
+    throw new UsageError(`--hosts is required: ${DRIVER_COMMAND.flags.hosts.help}`);
+  }
+  return {
+    help: false,
+    cluster: f.required("cluster"),
+    hosts,
+    out: f.required("out"),
+    monitors: list("monitor"),
+    heartbeatMs: f.integer("heartbeat-ms", 3000, 1),
+    trainFlags,
+  };
+}
+
+/** The driver: returns the exit code; expected failures are thrown for {@linkcode runCli}. */
+export async function main(args: string[]): Promise<number> {
+  const parsed = parseDriverArgs(args);
+  if (parsed.help) {
+    console.log(usage(DRIVER_COMMAND));
+    return 0;
+  }
+  const { cluster, hosts, out } = parsed;
+  await awaitAgents(cluster, hosts, 10_000);
   const placements: string[] = [];
   let lastPlacements: string[] = [];
   const actorIds: string[] = [];
   let groupId = "";
   let conns: Connection[] = [];
-  const run = trainWithArgs([...positionals, "--cluster", values.cluster, "--out", values.out], {
+  // A run stopped on faults is thrown to runCli: `error: ...` and exit code 3.
+  const summary = await trainWithArgs([...parsed.trainFlags, "--cluster", cluster, "--out", out], {
     verbose: true,
     init: {
       token: Deno.env.get("SCMOE_NATS_TOKEN"),
-      heartbeatTimeoutMs: Number(values["heartbeat-ms"]),
+      heartbeatTimeoutMs: parsed.heartbeatMs,
     },
     rankHosts: hosts,
     onStep: async (step, group) => {
@@ -131,15 +205,10 @@ if (import.meta.main) {
       placements.push(...group.handles.map((h) => placementOf(h)));
       actorIds.push(...group.handles.map((h) => h.actorId));
       groupId = group.groupId;
-      conns = await connections(values.monitor!.split(",").filter(Boolean));
+      conns = await connections(parsed.monitors);
     },
   });
-  const summary = await run.catch((e) => {
-    if (!(e instanceof TrainingStopped)) throw e;
-    console.error(`error: ${e.message}`);
-    Deno.exit(EXIT_STOPPED);
-  });
-  const text = await Deno.readTextFile(`${values.out}/metrics.jsonl`);
+  const text = await Deno.readTextFile(`${out}/metrics.jsonl`);
   const lines = text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
   const report: DriverReport = {
     steps: summary.steps,
@@ -154,4 +223,7 @@ if (import.meta.main) {
     recoveries: summary.recoveries,
   };
   console.log(JSON.stringify(report));
+  return 0;
 }
+
+if (import.meta.main) await runCli(main);

@@ -27,7 +27,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommand, usage } from "../cli/flags.ts";
+import { fromFlag, OVERLAP_COMMAND, pathFlag } from "./commands.ts";
 import { meshPorts } from "../collectives/local.ts";
 import type { LinkModel, LocalGroupSpec } from "../collectives/types.ts";
 import type { ModelConfig } from "../models/config.ts";
@@ -368,18 +369,18 @@ function windowCase(ratio: number): string {
 /** One-way latency of the emulated links. */
 export const LATENCY_S = 2e-4;
 
-/** The benchmark's entry point. */
+/**
+ * The benchmark's entry point, on a command line of {@linkcode OVERLAP_COMMAND};
+ * `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runOverlapBench(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      json: { type: "boolean", default: false },
-      quick: { type: "boolean", default: false },
-      out: { type: "string" },
-      from: { type: "string" },
-    },
-  });
-  if (values.from) return await redrawOverlapTimeline(values.from);
+  const f = parseCommand(OVERLAP_COMMAND, args);
+  if (f.help) return console.log(usage(OVERLAP_COMMAND));
+  const from = fromFlag(f, "from", "overlap_trace.json");
+  const values = { json: f.has("json"), quick: f.has("quick"), out: pathFlag(f, "out") };
+  if (from !== undefined) return await redrawOverlapTimeline(from);
   const quick = values.quick;
   const pair = { ...PAIR, nEmbd: quick ? 128 : 256 };
   const rows = quick ? 4 : 8, seq = 64;

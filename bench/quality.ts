@@ -15,6 +15,8 @@
  */
 import { type BenchRow, printRows } from "./output.ts";
 import { trainWithArgs } from "../cli/train.ts";
+import { parseCommand, usage } from "../cli/flags.ts";
+import { QUALITY_COMMAND } from "./commands.ts";
 
 /** The variants compared, as `case` names, with their `deno task train` flags. */
 export const QUALITY_CASES: Readonly<Record<string, readonly string[]>> = {
@@ -43,15 +45,16 @@ const PAPER: Record<string, { loss?: number; ppl?: number }> = {
 
 const QUICK = ["--steps", "30", "--batch", "8", "--seq", "32", "--eval-every", "0"];
 
-/** Runs the benchmark; `args` may hold `--json` and `--quick`. */
+/**
+ * Runs the benchmark; `args` may hold `--json` and `--quick`
+ * ({@linkcode QUALITY_COMMAND}); `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runQualityBench(args: string[]): Promise<void> {
-  const unknown = args.filter((a) => a !== "--json" && a !== "--quick");
-  if (unknown.length > 0) {
-    console.error(`bench quality: unknown argument ${unknown[0]} (flags: --json, --quick)`);
-    Deno.exit(2);
-  }
-  const json = args.includes("--json");
-  const quick = args.includes("--quick");
+  const f = parseCommand(QUALITY_COMMAND, args);
+  if (f.help) return console.log(usage(QUALITY_COMMAND));
+  const json = f.has("json"), quick = f.has("quick");
   const root = `runs/quality-${quick ? "quick-" : ""}${
     new Date().toISOString().replace(/[-:]|\.\d+Z$/g, "")
   }`;

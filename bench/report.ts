@@ -15,7 +15,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommand, usage, UsageError } from "../cli/flags.ts";
+import { fromFlag, REPORT_COMMAND } from "./commands.ts";
 import { barChartSvg } from "./bar_chart_svg.ts";
 import { type BenchRow, formatFigure } from "./output.ts";
 import {
@@ -150,19 +151,30 @@ export async function redrawReport(dir: string): Promise<void> {
   }
 }
 
-/** The benchmark's entry point. */
+/**
+ * The benchmark's entry point, on a command line of {@linkcode REPORT_COMMAND};
+ * `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runReportBench(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      quick: { type: "boolean", default: false },
-      name: { type: "string", default: "latest" },
-      "skip-quality": { type: "boolean", default: false },
-      "link-model": { type: "boolean", default: false },
-      from: { type: "string" },
-    },
-  });
-  if (values.from) return await redrawReport(values.from);
+  const f = parseCommand(REPORT_COMMAND, args);
+  if (f.help) return console.log(usage(REPORT_COMMAND));
+  const from = fromFlag(f, "from", "scenarios.jsonl");
+  const name = f.string("name") ?? "latest";
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name)) {
+    throw new UsageError(
+      `--name must be a directory name of letters, digits, '.', '_' and '-', ` +
+        `not starting with '.' (got ${JSON.stringify(name)})`,
+    );
+  }
+  const values = {
+    quick: f.has("quick"),
+    name,
+    "skip-quality": f.has("skip-quality"),
+    "link-model": f.has("link-model"),
+  };
+  if (from !== undefined) return await redrawReport(from);
   const quick = values.quick;
   const dir = new URL(`./results/${values.name}/`, import.meta.url).pathname;
   await Deno.mkdir(dir, { recursive: true });

@@ -29,7 +29,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommand, usage } from "../cli/flags.ts";
+import { SCENARIOS_COMMAND } from "./commands.ts";
 import type { LinkModel } from "../collectives/types.ts";
 import type { OverlapReport } from "../models/overlap_report.ts";
 import { SETTLED_AFTER_STEPS } from "../models/scheduler.ts";
@@ -506,20 +507,20 @@ async function measureWith(
 /** Variants also measured with the dense-gradient all-reduce on the scenario's link. */
 export const ON_LINK = ["top2", "se", "scmoe-pos2"];
 
-/** The benchmark's entry point. */
+/**
+ * The benchmark's entry point, on a command line of {@linkcode SCENARIOS_COMMAND};
+ * `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runScenariosBench(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      json: { type: "boolean", default: false },
-      quick: { type: "boolean", default: false },
-      "link-model": { type: "boolean", default: false },
-    },
-  });
+  const f = parseCommand(SCENARIOS_COMMAND, args);
+  if (f.help) return console.log(usage(SCENARIOS_COMMAND));
+  const json = f.has("json");
   const { rows } = await measureScenarios(
-    values.quick,
-    (s) => values.json || console.error(s),
-    chooseShaping(values["link-model"]),
+    f.has("quick"),
+    (s) => json || console.error(s),
+    chooseShaping(f.has("link-model")),
   ).catch(exitOnShapingError);
-  printRows(rows, values.json);
+  printRows(rows, json);
 }

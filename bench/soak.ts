@@ -12,6 +12,8 @@
 import type { RankMemory } from "../mod.ts";
 import { type BenchRow, printRows } from "./output.ts";
 import { trainWithArgs } from "../cli/train.ts";
+import { parseCommand, usage } from "../cli/flags.ts";
+import { SOAK_COMMAND } from "./commands.ts";
 
 /** One memory sample, taken after `step`. */
 interface Sample {
@@ -35,10 +37,17 @@ function slope(xs: number[], ys: number[]): number {
   return den === 0 ? 0 : num / den;
 }
 
-/** Runs the soak and prints its figures (JSON lines with `--json`). */
+/**
+ * Runs the soak and prints its figures (JSON lines with `--json`), on a
+ * command line of {@linkcode SOAK_COMMAND}; `--help` prints the usage.
+ *
+ * @throws {UsageError} a bad command line, before any work.
+ */
 export async function runSoakBench(args: string[]): Promise<void> {
-  const json = args.includes("--json");
-  const steps = args.includes("--quick") ? 160 : 1000;
+  const f = parseCommand(SOAK_COMMAND, args);
+  if (f.help) return console.log(usage(SOAK_COMMAND));
+  const json = f.has("json");
+  const steps = f.has("quick") ? 160 : 1000;
   const every = steps / 40;
   const dir = await Deno.makeTempDir({ prefix: "bench_soak_" });
   const samples: Sample[] = [];

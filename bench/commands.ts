@@ -1,0 +1,175 @@
+/**
+ * The command line of every benchmark, in one light module (it imports
+ * nothing heavy), so `deno task bench --help` can list them without loading
+ * the benchmarks. Each benchmark parses its arguments with its command here
+ * ({@linkcode parseCommand}) and prints {@linkcode usage} on `--help`.
+ *
+ * @module
+ */
+import { type Command, type ParsedFlags, UsageError } from "../cli/flags.ts";
+
+/** The line after every benchmark's flags. */
+const EPILOG = "Add --debug to show the stack trace of an expected failure.";
+
+const JSON_FLAG = {
+  boolean: true,
+  help: "print JSON lines {bench, case, metric, value, unit}, not a table",
+} as const;
+
+/**
+ * The clusters `deno task bench actors` measures: `local` (Workers), `nats`
+ * (processes; same-host messages on direct links, NATS the control plane)
+ * and `nats-bus` (the same with every message through nats-server,
+ * `directLinks: false`).
+ */
+export const ACTORS_CLUSTERS = ["local", "nats", "nats-bus"] as const;
+
+/** `deno task bench actors`. */
+export const ACTORS_COMMAND: Command = {
+  name: "deno task bench actors",
+  summary: "Actor call rates and payload round trips on each cluster, beside Ray's figures.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "fewer calls and round trips: a smoke run" },
+    cluster: {
+      arg: "NAME",
+      help: `one cluster only: ${ACTORS_CLUSTERS.join("|")} (default all three)`,
+    },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench collectives`. */
+export const COLLECTIVES_COMMAND: Command = {
+  name: "deno task bench collectives",
+  summary: "Time, algbw and busbw of each collective and size, local and nats, shaped or not.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "fewer sizes and repetitions: a smoke run" },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench quality`. */
+export const QUALITY_COMMAND: Command = {
+  name: "deno task bench quality",
+  summary: "Validation loss of every variant trained alike on 2 local ranks, beside the paper's.",
+  flags: {
+    json: JSON_FLAG,
+    quick: {
+      boolean: true,
+      help: "30 steps of 8x32 bytes a variant (default: the tiny preset, 120 steps of 16x64)",
+    },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench overlap`. */
+export const OVERLAP_COMMAND: Command = {
+  name: "deno task bench overlap",
+  summary: "Communication each variant hides (hidden fraction, eta) on 2 ranks, shaped links.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "a smaller model and batch: a smoke run" },
+    out: {
+      arg: "DIR",
+      help: "also write DIR/overlap_trace.json (Chrome trace) and DIR/overlap_timeline.svg",
+    },
+    from: {
+      arg: "DIR",
+      help: "run nothing: draw DIR/overlap_timeline.svg again from DIR/overlap_trace.json",
+    },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench scenarios`. */
+export const SCENARIOS_COMMAND: Command = {
+  name: "deno task bench scenarios",
+  summary: "Train and inference speed-ups over top-2 in the paper's bandwidth scenarios.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "a smaller model and fewer steps: a smoke run" },
+    "link-model": {
+      boolean: true,
+      help: "shape links with the link model on Workers, not tc (default tc when root)",
+    },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench report`. */
+export const REPORT_COMMAND: Command = {
+  name: "deno task bench report",
+  summary: "Scenarios and quality into bench/results/NAME/report.md, with charts and timelines.",
+  flags: {
+    quick: { boolean: true, help: "the --quick runs of the benchmarks: a smoke run" },
+    name: {
+      arg: "NAME",
+      help: "directory under bench/results/: letters, digits, '.', '_', '-' (default latest)",
+    },
+    "skip-quality": { boolean: true, help: "leave out the quality benchmark" },
+    "link-model": {
+      boolean: true,
+      help: "shape links with the link model on Workers, not tc (default tc when root)",
+    },
+    from: {
+      arg: "DIR",
+      help: "run nothing: draw the charts of the report in DIR again from its saved data",
+    },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench faults`. */
+export const FAULTS_COMMAND: Command = {
+  name: "deno task bench faults",
+  summary: "Each fault injected into a small run: survived, detect and recover ms, data lost.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "2,000 fuzzed frames instead of 10,000" },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench soak`. */
+export const SOAK_COMMAND: Command = {
+  name: "deno task bench soak",
+  summary: "Memory of the driver and each rank over a long 2-rank run: growth per 100 steps.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "160 steps instead of 1000" },
+  },
+  epilog: EPILOG,
+};
+
+/**
+ * The value of a flag naming a path, `undefined` when absent.
+ *
+ * @throws {UsageError} the flag given empty.
+ */
+export function pathFlag(f: ParsedFlags, flag: string): string | undefined {
+  if (!f.has(flag)) return undefined;
+  const path = f.string(flag)!;
+  if (path === "") throw new UsageError(`--${flag} must be a directory, not empty`);
+  return path;
+}
+
+/**
+ * The directory of a `--from DIR` flag, which must hold `file` (checked
+ * before any work), `undefined` when absent.
+ *
+ * @throws {UsageError} the flag given empty, or DIR lacking `file`.
+ */
+export function fromFlag(f: ParsedFlags, flag: string, file: string): string | undefined {
+  const dir = pathFlag(f, flag);
+  if (dir === undefined) return undefined;
+  try {
+    Deno.statSync(`${dir}/${file}`);
+  } catch {
+    throw new UsageError(
+      `--${flag} must be a directory holding ${file} (got ${JSON.stringify(dir)})`,
+    );
+  }
+  return dir;
+}
