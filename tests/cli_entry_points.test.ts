@@ -54,6 +54,15 @@ const ENTRY_POINTS: EntryPoint[] = [
     },
   },
   {
+    label: "cli/agent.ts",
+    script: "cli/agent.ts",
+    prefix: [],
+    bad: {
+      args: ["--nats", "http://127.0.0.1:4222"],
+      error: "error: --nats must be nats://host:port[,...]",
+    },
+  },
+  {
     label: "bench/main.ts",
     script: "bench/main.ts",
     prefix: [],
