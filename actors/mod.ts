@@ -38,4 +38,11 @@ export {
 export type { DeviceSpec } from "./protocol.ts";
 export { Agent, type AgentInfo } from "./agent.ts";
 export { type NatsServer, type NatsServerOptions, startNatsServer } from "./nats_server.ts";
+/**
+ * nats-server is not installed (`startNatsServer`, `init({ cluster: "nats" })`);
+ * one line naming the fix.
+ */
+export { NatsServerNotFoundError } from "./nats_server.ts";
+/** No NATS server answered at the URL given (refused, unknown host, no answer); one line. */
+export { NatsConnectError } from "./bus_nats.ts";
 export { DEFAULT_TIMELINE_CAPACITY } from "./timeline.ts";

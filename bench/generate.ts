@@ -32,11 +32,13 @@ export interface GenerateFlags extends SamplingOptions {
   cluster: Cluster;
   /** tfjs backend. */
   backend: BackendName;
+  /** webgpu: run on a software adapter when there is no GPU. */
+  allowSoftwareWebgpu: boolean;
 }
 
 const USAGE = "usage: deno task generate --checkpoint DIR --prompt TEXT [--max-tokens N] " +
   "[--temperature T] [--top-p P] [--greedy] [--seed N] [--ranks N] [--cluster local|nats] " +
-  "[--backend NAME]";
+  "[--backend NAME] [--allow-software-webgpu]";
 
 /**
  * Parses the command line of `generate`.
@@ -60,6 +62,7 @@ export function parseGenerateFlags(args: string[]): GenerateFlags {
         ranks: { type: "string" },
         cluster: { type: "string" },
         backend: { type: "string" },
+        "allow-software-webgpu": { type: "boolean" },
       },
     }).values;
   } catch (e) {
@@ -99,6 +102,7 @@ export function parseGenerateFlags(args: string[]): GenerateFlags {
     ranks: num("ranks", 2, (n) => int(n) && n > 0, "a positive integer"),
     cluster: cluster as Cluster,
     backend: backend as BackendName,
+    allowSoftwareWebgpu: values["allow-software-webgpu"] === true,
   };
 }
 
@@ -142,6 +146,7 @@ export async function generate(
         model,
         seed: contents.state.seed,
         backend: flags.backend,
+        allowSoftwareWebgpu: flags.allowSoftwareWebgpu,
         data: { seq: context, batch: flags.ranks },
         optimizer: { lr: 0, warmup: 0, total: 1 },
       },

@@ -131,6 +131,7 @@ export async function train(flags: TrainFlags, options: TrainOptions = {}): Prom
         model,
         seed: flags.seed,
         backend: flags.backend,
+        allowSoftwareWebgpu: flags.allowSoftwareWebgpu,
         data: { seq: flags.seq, batch: flags.batch },
         optimizer: { lr: flags.lr, warmup: warmupSteps(flags.steps), total: flags.steps },
         nanGradSteps: options.nanGradSteps,

@@ -123,6 +123,8 @@ export interface TrainFlags extends SizePreset {
   cluster: Cluster;
   /** tfjs backend (`--backend`, default `wasm`). */
   backend: BackendName;
+  /** webgpu: run on a software adapter when there is no GPU (`--allow-software-webgpu`). */
+  allowSoftwareWebgpu: boolean;
   /** Size preset (`--size`, default `tiny`). */
   size: Size;
   /** Seed of data order, initialization and gate noise (`--seed`, default 1). */
@@ -160,6 +162,7 @@ const FLAG_HELP = {
   ranks: "rank actors, a positive integer dividing --experts and --batch (default 2)",
   cluster: "local|nats|nats://host:port (default local)",
   backend: `tfjs backend: ${BACKENDS.join("|")} (default wasm)`,
+  "allow-software-webgpu": "with --backend webgpu: run on a software adapter (no GPU), slowly",
   size: `model size: ${Object.keys(SIZES).join("|")} (default tiny)`,
   steps: "training steps, a positive integer (default from --size)",
   batch: "global batch in sequences, a positive integer (default from --size)",
@@ -183,12 +186,12 @@ const FLAG_HELP = {
   help: "print this help",
 } as const;
 type Flag = keyof typeof FLAG_HELP;
-const BOOLEAN_FLAGS = new Set<Flag>(["resume", "json", "help"]);
+const BOOLEAN_FLAGS = new Set<Flag>(["allow-software-webgpu", "resume", "json", "help"]);
 
 /** The usage text of `deno task train`, one line per flag. */
 export function trainUsage(): string {
   const rows = Object.entries(FLAG_HELP).map(([flag, help]) =>
-    `  --${BOOLEAN_FLAGS.has(flag as Flag) ? flag : `${flag} X`}`.padEnd(24) + help
+    `  --${BOOLEAN_FLAGS.has(flag as Flag) ? flag : `${flag} X`}`.padEnd(23) + " " + help
   );
   return ["usage: deno task train [flags]", ...rows].join("\n");
 }
@@ -237,6 +240,7 @@ export function parseTrainFlags(args: string[], now: Date = new Date()): TrainFl
     ranks: integer(one("ranks"), "ranks", 2, 1),
     cluster: cluster(one("cluster") ?? "local"),
     backend: choice(one("backend") ?? "wasm", "backend", BACKENDS),
+    allowSoftwareWebgpu: values["allow-software-webgpu"] !== undefined,
     size,
     steps: integer(one("steps"), "steps", preset.steps, 1),
     batch: integer(one("batch"), "batch", preset.batch, 1),

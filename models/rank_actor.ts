@@ -45,6 +45,8 @@ export interface RankConfig {
   seed: number;
   /** tfjs backend. */
   backend: BackendName;
+  /** webgpu: accept a software adapter (`setupBackend`'s `allowSoftwareAdapter`). */
+  allowSoftwareWebgpu?: boolean;
   /** Collective group the driver made with `createGroup`. */
   groupId: string;
   /** Batches: sequence length T and the global batch B (all ranks together). */
@@ -148,7 +150,7 @@ export class RankActor {
   async setup(groupId: string = this.#cfg.groupId): Promise<number> {
     const { backend, model, rank, size, seed, data, optimizer } = this.#cfg;
     this.#release();
-    await setupBackend(backend);
+    await setupBackend(backend, { allowSoftwareAdapter: this.#cfg.allowSoftwareWebgpu });
     if (size > 1) this.#comm = await joinGroup(groupId);
     this.#model = createModel(model, { rank, size, seed });
     if (!this.#train) {

@@ -20,6 +20,7 @@ Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
     ranks: 2,
     cluster: "local",
     backend: "wasm",
+    allowSoftwareWebgpu: false,
     size: "tiny",
     seed: 1,
     capacityFactor: 2,
@@ -76,6 +77,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     "--trace-steps",
     "7,2,2",
     "--json",
+    "--allow-software-webgpu",
   ]);
   assert.deepEqual(f, {
     ...SIZES.small,
@@ -85,6 +87,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     ranks: 4,
     cluster: "nats://10.0.0.2:4222",
     backend: "tensorflow-gpu",
+    allowSoftwareWebgpu: true,
     size: "small",
     steps: 7,
     batch: 8,
@@ -193,7 +196,8 @@ Deno.test("flags that do not fit together", () => {
 });
 
 Deno.test("parser errors become one-line usage errors", () => {
-  const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, --size, --steps, " +
+  const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, " +
+    "--allow-software-webgpu, --size, --steps, " +
     "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --max-restarts, " +
     "--collective-timeout, --max-bad-steps, --trace-steps, --experts, --capacity-factor, " +
     "--json, --help";
@@ -215,10 +219,11 @@ Deno.test("parser errors become one-line usage errors", () => {
 Deno.test("usage lists every flag once", () => {
   const text = trainUsage();
   assert.ok(text.startsWith("usage: deno task train [flags]\n"));
-  assert.equal(text.split("\n").length, 25);
+  assert.equal(text.split("\n").length, 26);
   assert.match(
     text,
     /^ {2}--capacity-factor X {3}expert capacity factor, a positive number \(default 2\)$/m,
   );
   assert.match(text, /^ {2}--resume {14}continue from/m);
+  assert.match(text, /^ {2}--allow-software-webgpu with --backend webgpu: run on a software/m);
 });
