@@ -17,6 +17,7 @@ export {
   connectNats,
   credentialsFromEnv,
   credentialsToEnv,
+  NatsConnectError,
   type NatsCredentials,
 } from "../collectives/nats_connect.ts";
 

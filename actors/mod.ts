@@ -41,4 +41,11 @@ export {
 export type { DeviceSpec } from "./protocol.ts";
 export { Agent, type AgentInfo, type AgentOptions } from "./agent.ts";
 export { type NatsServer, type NatsServerOptions, startNatsServer } from "./nats_server.ts";
+/**
+ * nats-server is not installed (`startNatsServer`, `init({ cluster: "nats" })`);
+ * one line naming the fix.
+ */
+export { NatsServerNotFoundError } from "./nats_server.ts";
+/** No NATS server answered at the URL given (refused, unknown host, no answer); one line. */
+export { NatsConnectError } from "./bus_nats.ts";
 export { type ChromeTrace, DEFAULT_TIMELINE_CAPACITY } from "./timeline.ts";

@@ -38,6 +38,38 @@ export interface NatsServerOptions {
    * cores and delays each message's wake-up.
    */
   maxProcs?: number;
+  /** The server executable: a name looked up on PATH or a path (default `nats-server`). */
+  binary?: string;
+}
+
+/**
+ * The nats-server executable is not installed (not on PATH, or not at the
+ * path given). The message is one line naming the fix.
+ */
+export class NatsServerNotFoundError extends Error {
+  /** Builds the error for the executable `binary` (a name on PATH or a path). */
+  constructor(readonly binary: string) {
+    super(
+      `${binary} not found ${binary.includes("/") ? "" : "on PATH"}`.trimEnd() +
+        ": install it (apt-get install nats-server) or pass a nats:// URL",
+    );
+    this.name = "NatsServerNotFoundError";
+  }
+}
+
+/** Whether `binary` (a name looked up on PATH, or a path) is an executable file. */
+function executableExists(binary: string): boolean {
+  const dirs = binary.includes("/") ? [""] : (Deno.env.get("PATH") ?? "").split(":");
+  for (const dir of dirs) {
+    if (!binary.includes("/") && dir === "") continue;
+    try {
+      const st = Deno.statSync(dir ? `${dir}/${binary}` : binary);
+      if (st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0) return true;
+    } catch {
+      // not there
+    }
+  }
+  return false;
 }
 
 /**
@@ -70,8 +102,14 @@ export function freePort(host = "127.0.0.1"): number {
   return port;
 }
 
-/** Starts nats-server and waits until it accepts connections. */
+/**
+ * Starts nats-server and waits until it accepts connections.
+ *
+ * @throws {NatsServerNotFoundError} when the executable is not installed.
+ */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
+  const binary = opts.binary ?? "nats-server";
+  if (!executableExists(binary)) throw new NatsServerNotFoundError(binary);
   const host = opts.host ?? "127.0.0.1";
   const port = opts.port ?? (opts.netns ? 4222 : freePort(host));
   const token = opts.token === null || opts.operator ? undefined : opts.token ??
@@ -106,7 +144,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   await Deno.writeTextFile(conf, lines.join("\n") + "\n", { mode: 0o600 });
   let child: Deno.ChildProcess;
   try {
-    const cmd = ["nats-server", "-c", conf];
+    const cmd = [binary, "-c", conf];
     const [exe, ...args] = opts.netns ? ["ip", "netns", "exec", opts.netns, ...cmd] : cmd;
     child = new Deno.Command(exe, {
       args,
@@ -117,7 +155,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   } catch (e) {
     await Deno.remove(dir, { recursive: true });
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error("nats-server not found: install it with `apt-get install nats-server`");
+      throw opts.netns
+        ? new Error("ip not found: install it (apt-get install iproute2)")
+        : new NatsServerNotFoundError(binary);
     }
     throw e;
   }

@@ -28,6 +28,10 @@ export const GENERATE_COMMAND: Command = {
     ranks: { arg: "N", help: "rank actors, a positive integer dividing the experts (default 2)" },
     cluster: { arg: "C", help: "local|nats|nats://host:port (default local)" },
     backend: { arg: "NAME", help: `tfjs backend: ${BACKENDS.join("|")} (default wasm)` },
+    "allow-software-webgpu": {
+      boolean: true,
+      help: "with --backend webgpu: run on a software adapter (no GPU), slowly",
+    },
   },
   epilog: "Add --debug to show the stack trace of an expected failure.",
 };
@@ -60,6 +64,7 @@ export function parseGenerateArgs(args: readonly string[]): GenerateArgs {
     ranks: f.integer("ranks", 2, 1),
     cluster: cluster as Cluster,
     backend: f.choice("backend", BACKENDS, "wasm") as BackendName,
+    allowSoftwareWebgpu: f.has("allow-software-webgpu"),
   };
   if (!/^(local|nats|nats:\/\/.+)$/.test(cluster)) {
     f.choice("cluster", ["local", "nats", "nats://host:port"], "local");

@@ -54,7 +54,9 @@ export function expectedExitCode(e: unknown): number | null {
 
 /** The one line printed for an expected failure. */
 export function failureLine(e: Error): string {
-  return `error: ${e.message.split("\n")[0]}`;
+  // An actor's error reads "Name: message"; the name is the runtime's concern, not the user's.
+  const message = e instanceof RemoteError ? e.message.slice(e.remoteName.length + 2) : e.message;
+  return `error: ${message.split("\n")[0]}`;
 }
 
 /**

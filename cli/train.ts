@@ -30,6 +30,10 @@ const FLAGS = {
   },
   cluster: { flag: "cluster", help: "local|nats|nats://host:port (default local)" },
   backend: { flag: "backend", help: `tfjs backend: ${BACKENDS.join("|")} (default wasm)` },
+  allowSoftwareWebgpu: {
+    flag: "allow-software-webgpu",
+    help: "with --backend webgpu: run on a software adapter (no GPU), slowly",
+  },
   size: { flag: "size", help: `model size: ${Object.keys(SIZES).join("|")} (default tiny)` },
   data: { flag: "data", help: "brown, or the path of a UTF-8 text file (default brown)" },
   steps: { flag: "steps", help: "training steps, a positive integer (default from --size)" },
@@ -88,7 +92,7 @@ export const TRAIN_COMMAND: Command = {
     ...Object.fromEntries(
       Object.values(FLAGS).map(({ flag, help }) => [
         flag,
-        { help, boolean: flag === "resume", arg: "X" },
+        { help, boolean: flag === "resume" || flag === "allow-software-webgpu", arg: "X" },
       ]),
     ),
     json: { boolean: true, help: "print the final result as JSON" },
@@ -142,6 +146,7 @@ export function parseTrainArgs(args: readonly string[]): TrainArgs {
   if (f.has("pos")) settings.pos = Number(f.choice("pos", ["1", "2", "3"], "2")) as 1 | 2 | 3;
   if (f.has("cluster")) settings.cluster = f.string("cluster") as Cluster;
   if (f.has("resume")) settings.resume = true;
+  if (f.has("allow-software-webgpu")) settings.allowSoftwareWebgpu = true;
   if (f.has("data")) settings.data = dataSpec(f.required("data"));
   if (f.has("trace-steps")) settings.traceSteps = stepList(f.string("trace-steps")!);
   return { settings, json: f.has("json"), help: f.help };

@@ -29,8 +29,36 @@ const NODE_PACKAGES = {
 } as const;
 
 /**
+ * A backend that cannot run here: its package is not installed or does not
+ * load, or (webgpu) there is no GPU adapter, or only a software one that was
+ * not asked for. The message is one line naming the fix or the backend to
+ * use instead.
+ */
+export class BackendUnavailableError extends Error {
+  /** Builds the error for `backend` with a one-line message. */
+  constructor(readonly backend: BackendName, message: string, options?: ErrorOptions) {
+    super(message.replace(/\s*\n\s*/g, " "), options);
+    this.name = "BackendUnavailableError";
+  }
+}
+
+/** Options of {@linkcode setupBackend}. */
+export interface SetupBackendOptions {
+  /**
+   * webgpu: accept a software adapter (llvmpipe, SwiftShader, WARP: what
+   * Deno offers on a machine without a GPU). It computes correctly but far
+   * slower than wasm, so it is refused unless asked for.
+   */
+  allowSoftwareAdapter?: boolean;
+}
+
+/**
  * Makes `name` the active tfjs backend and waits until it is ready.
- * Throws with the install step when a lazily loaded backend is missing.
+ *
+ * @throws {BackendUnavailableError} when the backend cannot run here: a
+ *   lazily loaded package is missing (the message names the install step), or
+ *   webgpu has no adapter or only a software one (without
+ *   `allowSoftwareAdapter`).
  *
  * @example
  * ```ts
@@ -38,7 +66,10 @@ const NODE_PACKAGES = {
  * await setupBackend("wasm");
  * ```
  */
-export async function setupBackend(name: BackendName = "wasm"): Promise<void> {
+export async function setupBackend(
+  name: BackendName = "wasm",
+  options: SetupBackendOptions = {},
+): Promise<void> {
   switch (name) {
     case "wasm":
       registerWasmUnsortedSegmentSum();
@@ -47,11 +78,11 @@ export async function setupBackend(name: BackendName = "wasm"): Promise<void> {
     case "cpu":
       break;
     case "webgpu":
-      await loadWebGpu();
+      await loadWebGpu(options.allowSoftwareAdapter === true);
       break;
     case "tensorflow":
     case "tensorflow-gpu":
-      await loadNodeBackend(NODE_PACKAGES[name]);
+      await loadNodeBackend(name);
       break;
     default:
       throw new Error(`unknown backend "${name}"; one of ${BACKENDS.join(", ")}`);
@@ -68,22 +99,75 @@ export function readsSynchronously(): boolean {
   return tf.getBackend() !== "webgpu";
 }
 
-async function loadWebGpu(): Promise<void> {
-  if (!("gpu" in navigator)) {
-    throw new Error("the webgpu backend needs navigator.gpu (Deno 2 with WebGPU enabled)");
-  }
+/** Adapter descriptions of software rasterizers, for drivers that do not flag them as fallback. */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader|basic render driver/i;
+
+/**
+ * Checks that backend `name` can run on this host, without making it the
+ * active one: the tfjs-node package loads, or (webgpu) a hardware adapter
+ * exists (or a software one with `allowSoftwareAdapter`). A driver calls it
+ * before starting ranks on its own host, so a refusal comes before any
+ * Worker holds an adapter.
+ *
+ * @throws {BackendUnavailableError} as {@linkcode setupBackend} would.
+ */
+export async function checkBackend(
+  name: BackendName,
+  options: SetupBackendOptions = {},
+): Promise<void> {
+  if (name === "webgpu") await probeWebGpu(options.allowSoftwareAdapter === true);
+  else if (name === "tensorflow" || name === "tensorflow-gpu") await loadNodeBackend(name);
+}
+
+async function loadWebGpu(allowSoftware: boolean): Promise<void> {
+  await probeWebGpu(allowSoftware);
   await import("@tensorflow/tfjs-backend-webgpu");
 }
 
-async function loadNodeBackend(pkg: string): Promise<void> {
+/** A usable WebGPU adapter exists: a hardware one, or a software one when allowed. */
+async function probeWebGpu(allowSoftware: boolean): Promise<void> {
+  const instead = "use --backend wasm (the default)";
+  if (!("gpu" in navigator)) {
+    throw new BackendUnavailableError(
+      "webgpu",
+      `webgpu: this Deno has no navigator.gpu; ${instead}`,
+    );
+  }
+  const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+  if (adapter === null) {
+    throw new BackendUnavailableError("webgpu", `webgpu: no GPU adapter found; ${instead}`);
+  }
+  const info = (adapter as { info?: GPUAdapterInfo }).info;
+  const description = [info?.description, info?.vendor, info?.architecture]
+    .filter((s) => s).join(", ") || "unnamed";
+  const flagged = (x: unknown) => (x as { isFallbackAdapter?: boolean })?.isFallbackAdapter;
+  const software = flagged(info) === true || flagged(adapter) === true ||
+    SOFTWARE_ADAPTER.test(description);
+  if (software && !allowSoftware) {
+    throw new BackendUnavailableError(
+      "webgpu",
+      `webgpu: only a software adapter (${description}) is available, far slower than wasm; ` +
+        `pass allowSoftwareAdapter / --allow-software-webgpu to use it anyway, or ${instead}`,
+    );
+  }
+}
+
+async function loadNodeBackend(name: "tensorflow" | "tensorflow-gpu"): Promise<void> {
+  const pkg = NODE_PACKAGES[name];
   try {
     // A computed specifier: `deno check` and `deno install` leave it alone.
     await import(pkg);
   } catch (cause) {
-    throw new Error(
-      `the backend needs ${pkg}, which is not installed. Install it with:\n` +
-        `  deno add npm:${pkg}@4.22.0 && deno install --allow-scripts=npm:${pkg}\n` +
-        `(its install script downloads libtensorflow, so it needs network access)`,
+    const missing = (cause as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND";
+    const what = missing
+      ? `${pkg} is not installed; add it`
+      : `${pkg} does not load (${String((cause as Error)?.message ?? cause).split("\n")[0]}); ` +
+        `reinstall it`;
+    throw new BackendUnavailableError(
+      name,
+      `${name}: ${what} with \`deno add npm:${pkg}@4.22.0 && ` +
+        `deno install --allow-scripts=npm:${pkg}\` (its install script downloads libtensorflow, ` +
+        `so it needs network access), or use --backend wasm (the default)`,
       { cause },
     );
   }

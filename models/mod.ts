@@ -4,7 +4,8 @@
  * and its expert-parallel execution.
  *
  * ```text
- * setupBackend(name?: "wasm" | "cpu" | "webgpu" | "tensorflow" | "tensorflow-gpu"): Promise<void>
+ * setupBackend(name?: "wasm" | "cpu" | "webgpu" | "tensorflow" | "tensorflow-gpu",
+ *              { allowSoftwareAdapter? }): Promise<void>     BackendUnavailableError when it cannot run
  * resolveConfig(partial?: Partial<ModelConfig>): ModelConfig          defaults + validation
  * createModel(config?, { rank?, size?, seed? }): Model               rank's replica: dense + experts [lo, hi)
  * trainStep(model, batch: Batch, { comm?, groups?, step? }): Promise<StepResult>
@@ -45,7 +46,19 @@
  * @module
  */
 
-export { type BackendName, BACKENDS, readsSynchronously, setupBackend } from "./backend.ts";
+export {
+  type BackendName,
+  BACKENDS,
+  checkBackend,
+  readsSynchronously,
+  setupBackend,
+  type SetupBackendOptions,
+} from "./backend.ts";
+/**
+ * `setupBackend` cannot run the backend here (package missing, no GPU adapter,
+ * or only a software one); one line naming the fix or the backend to use.
+ */
+export { BackendUnavailableError } from "./backend.ts";
 export {
   type Combiner,
   type ModelConfig,

@@ -29,6 +29,7 @@ Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
     ranks: 2,
     cluster: "local",
     backend: "wasm",
+    allowSoftwareWebgpu: false,
     size: "tiny",
     seed: 1,
     capacityFactor: 2,
@@ -88,6 +89,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     "--data",
     "corpus.txt",
     "--json",
+    "--allow-software-webgpu",
   ]);
   assert.deepEqual(f, {
     ...SIZES.small,
@@ -97,6 +99,7 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     ranks: 4,
     cluster: "nats://10.0.0.2:4222",
     backend: "tensorflow-gpu",
+    allowSoftwareWebgpu: true,
     size: "small",
     steps: 7,
     batch: 8,
@@ -206,8 +209,8 @@ Deno.test("flags that do not fit together", () => {
 });
 
 Deno.test("parser errors become one-line usage errors", () => {
-  const all =
-    "--variant, --pos, --combiner, --ranks, --cluster, --backend, --size, --data, --steps, " +
+  const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, " +
+    "--allow-software-webgpu, --size, --data, --steps, " +
     "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --max-restarts, " +
     "--collective-timeout, --max-bad-steps, --trace-steps, --experts, --capacity-factor, " +
     "--json, --help";
@@ -230,11 +233,12 @@ Deno.test("usage lists every flag once", () => {
   const text = usage(TRAIN_COMMAND);
   assert.ok(text.startsWith("usage: deno task train [flags]\n"));
   const rows = text.split("\n").filter((l) => l.startsWith("  --"));
-  assert.equal(rows.length, 25);
-  assert.equal(new Set(rows.map((r) => r.split(/\s+/)[1])).size, 25);
+  assert.equal(rows.length, 26);
+  assert.equal(new Set(rows.map((r) => r.split(/\s+/)[1])).size, 26);
   assert.match(
     text,
     /^ {2}--capacity-factor X {7}expert capacity factor, a positive number \(default 2\)$/m,
   );
   assert.match(text, /^ {2}--resume {18}continue from/m);
+  assert.match(text, /^ {2}--allow-software-webgpu {3}with --backend webgpu: run on a software/m);
 });

@@ -8,6 +8,7 @@
 import { ok } from "node:assert/strict";
 import { type OverlapCase, runOnRanks } from "../bench/overlap.ts";
 import { alignCollectives, type TimedOp } from "../models/overlap_report.ts";
+import type { LinkModel } from "../collectives/types.ts";
 
 const MODEL = { nLayer: 2, moeEvery: 2, nEmbd: 128, nHead: 4, nExperts: 4, blockSize: 64 };
 const STEPS = 6, FROM = 4; // the planner decides after 3 steps
@@ -29,7 +30,21 @@ function concurrent(ops: TimedOp[]): { during: number; total: number } {
   return { during, total: comm.reduce((s, c) => s + c.endMs - c.startMs, 0) };
 }
 
-Deno.test("overlap: ScMoE Pos-2 hides its all-to-alls behind the window; serial exposes them", async () => {
+/** Figures of one case summed over both ranks and the measured steps. */
+interface Figures {
+  /** All-to-all time. */
+  comm: number;
+  /** Time the compute thread waited on it. */
+  exposed: number;
+  /** Compute the all-to-alls can hide behind. */
+  window: number;
+}
+
+/**
+ * The figures of both cases and their traces, measured over one link, and the
+ * precondition: the overlap case's all-to-all time as a share of its window.
+ */
+async function measure(link: LinkModel) {
   const base = {
     model: { ...MODEL, variant: "scmoe" as const, pos: 2 as const },
     steps: STEPS,
@@ -40,18 +55,61 @@ Deno.test("overlap: ScMoE Pos-2 hides its all-to-alls behind the window; serial 
     { ...base, name: "overlap", schedule: {}, traceFrom: FROM },
     { ...base, name: "serial", schedule: { overlap: false }, traceFrom: FROM },
   ];
-  const perRank = await runOnRanks(cases, { link: { bandwidthBytesPerS: 8e6, latencyS: 2e-4 } });
-  const sum = (c: number, pick: (r: (typeof perRank)[0][0]["reports"][0]) => number) =>
-    perRank.reduce((s, r) => s + r[c].reports.slice(FROM).reduce((t, x) => t + pick(x), 0), 0);
-  const [overlap, serial] = [0, 1].map((c) => ({
-    comm: sum(c, (r) => r.commMs),
-    exposed: sum(c, (r) => r.exposedMs),
-    window: sum(c, (r) => r.windowMs),
-  }));
-  const figures = JSON.stringify({ overlap, serial });
+  const perRank = await runOnRanks(cases, { link });
+  type Report = (typeof perRank)[0][0]["reports"][0];
+  const figures = (reports: Report[]): Figures => {
+    const sum = (pick: (r: Report) => number) => reports.reduce((t, x) => t + pick(x), 0);
+    return {
+      comm: sum((r) => r.commMs),
+      exposed: sum((r) => r.exposedMs),
+      window: sum((r) => r.windowMs),
+    };
+  };
+  const [overlap, serial] = [0, 1].map((c) =>
+    figures(perRank.flatMap((r) => r[c].reports.slice(FROM)))
+  );
+  // Summed over the ranks: one rank's all-to-all also counts the wait for a late peer, so a
+  // single rank's share says as much about skew as about the link.
+  const commShare = overlap.comm / overlap.window;
+  return { overlap, serial, perRank, commShare };
+}
+
+/**
+ * The link the test starts from. At this rate, in about 25 runs on a 2-core
+ * machine shared with other jobs, the overlap case's all-to-alls took 0.45 to
+ * 1.06 of its window (a fresh-clone CI run failed at 1.03: 304 ms against 294).
+ */
+const LINK: LinkModel = { bandwidthBytesPerS: 8e6, latencyS: 2e-4 };
+/**
+ * Precondition: all-to-all time below this share of the window, room to hide
+ * it (at 0.72 one run still left 0.38 of the all-to-all time exposed).
+ */
+const MAX_COMM_SHARE = 0.75;
+/** Share the link is re-rated to when the precondition misses. */
+const TARGET_COMM_SHARE = 0.5;
+/** Measurements at most: the first link and up to two re-rated ones. */
+const TRIES = 3;
+
+Deno.test("overlap: ScMoE Pos-2 hides its all-to-alls behind the window; serial exposes them", async () => {
+  // The precondition is measured, not assumed: a busy machine stretches the all-to-alls (the
+  // comm workers wait for a core) further than the compute. When they take too much of the
+  // window, a faster link is derived from what was measured and everything is measured again;
+  // the properties below are then asserted on that last measurement, never retried.
+  let link = LINK;
+  let m = await measure(link);
+  const tries = [{ bandwidthBytesPerS: link.bandwidthBytesPerS, commShare: m.commShare }];
+  for (let t = 1; t < TRIES && !(m.commShare > 0 && m.commShare < MAX_COMM_SHARE); t++) {
+    const faster = Math.min(4, Math.max(1.5, m.commShare / TARGET_COMM_SHARE));
+    link = { ...link, bandwidthBytesPerS: link.bandwidthBytesPerS * faster };
+    m = await measure(link);
+    tries.push({ bandwidthBytesPerS: link.bandwidthBytesPerS, commShare: m.commShare });
+  }
+  const { overlap, serial, perRank } = m;
+  const figures = JSON.stringify({ overlap, serial, tries });
+  if (tries.length > 1) console.log(`precondition re-measured: ${JSON.stringify(tries)}`);
   ok(
-    overlap.comm > 0 && overlap.comm < overlap.window,
-    `communication shorter than the window: ${figures}`,
+    m.commShare > 0 && m.commShare < MAX_COMM_SHARE,
+    `communication shorter than the window after ${tries.length} links: ${figures}`,
   );
   ok(serial.exposed > 0.7 * serial.comm, `serial waits on its communication: ${figures}`);
   // Margins are wide: two ranks share two cores with the test runner and the comm workers.

@@ -118,6 +118,8 @@ export interface TrainConfig extends SizePreset {
   cluster: Cluster;
   /** tfjs backend (default `wasm`). */
   backend: BackendName;
+  /** With the `webgpu` backend: run on a software adapter when there is no GPU (default false). */
+  allowSoftwareWebgpu: boolean;
   /** Size preset the shape and run defaults come from (default `tiny`). */
   size: Size;
   /** Seed of data order, initialization and gate noise (default 1). */
@@ -202,6 +204,7 @@ export function resolveTrainConfig(
     ranks: int("ranks", 2, 1),
     cluster: checkCluster(settings.cluster ?? "local", label),
     backend: oneOf("backend", BACKENDS, "wasm"),
+    allowSoftwareWebgpu: settings.allowSoftwareWebgpu ?? false,
     size,
     steps: int("steps", preset.steps, 1),
     batch: int("batch", preset.batch, 1),

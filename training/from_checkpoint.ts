@@ -14,7 +14,7 @@
  * @module
  */
 import { init, isInitialized, shutdown } from "../actors/mod.ts";
-import { type BackendName, BACKENDS } from "../models/backend.ts";
+import { type BackendName, BACKENDS, checkBackend } from "../models/backend.ts";
 import {
   type CheckpointContents,
   CheckpointError,
@@ -37,6 +37,8 @@ export interface CheckpointGroupOptions {
   cluster?: Cluster;
   /** tfjs backend (default `wasm`). */
   backend?: BackendName;
+  /** With the `webgpu` backend: run on a software adapter when there is no GPU (default false). */
+  allowSoftwareWebgpu?: boolean;
 }
 
 /** What a checkpoint says of the run that wrote it. */
@@ -110,7 +112,11 @@ export async function withCheckpointGroup<T>(
     throw new ConfigError(`the batch of ${batch} must be a multiple of ranks ${ranks}`);
   }
   const owned = !isInitialized();
-  if (owned) await init({ cluster: options.cluster ?? "local" });
+  const cluster = options.cluster ?? "local";
+  if (owned && !cluster.startsWith("nats://")) {
+    await checkBackend(backend, { allowSoftwareAdapter: options.allowSoftwareWebgpu });
+  }
+  if (owned) await init({ cluster });
   let group: RankGroup | undefined;
   try {
     ({ group } = await RankGroup.start(
@@ -118,6 +124,7 @@ export async function withCheckpointGroup<T>(
         model: saved.model,
         seed: saved.contents.state.seed,
         backend,
+        allowSoftwareWebgpu: options.allowSoftwareWebgpu,
         data: { seq: data.seq ?? saved.model.blockSize, batch, source: data.source },
         optimizer: { lr: 0, warmup: 0, total: 1 },
         groups: data.groups,

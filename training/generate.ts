@@ -34,6 +34,8 @@ export interface GenerateOptions extends Partial<SamplingOptions> {
   cluster?: Cluster;
   /** tfjs backend (default `wasm`). */
   backend?: BackendName;
+  /** With the `webgpu` backend: run on a software adapter when there is no GPU (default false). */
+  allowSoftwareWebgpu?: boolean;
 }
 
 /** {@linkcode GenerateOptions} with every default filled in. */
@@ -54,6 +56,7 @@ export function resolveGenerateOptions(options: GenerateOptions): ResolvedGenera
     ranks: 2,
     cluster: "local",
     backend: "wasm",
+    allowSoftwareWebgpu: false,
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
   } as ResolvedGenerateOptions;
   const check = (ok: boolean, key: keyof GenerateOptions, what: string) => {

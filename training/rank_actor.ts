@@ -52,6 +52,8 @@ export interface RankConfig {
   seed: number;
   /** tfjs backend. */
   backend: BackendName;
+  /** webgpu: accept a software adapter (`setupBackend`'s `allowSoftwareAdapter`). */
+  allowSoftwareWebgpu?: boolean;
   /** Collective group the driver made with `createGroup`. */
   groupId: string;
   /**
@@ -157,7 +159,7 @@ export class RankActor {
   async setup(groupId: string = this.#cfg.groupId): Promise<number> {
     const { backend, model, rank, size, seed, optimizer } = this.#cfg;
     this.#release();
-    await setupBackend(backend);
+    await setupBackend(backend, { allowSoftwareAdapter: this.#cfg.allowSoftwareWebgpu });
     if (size > 1) this.#comm = await joinGroup(groupId);
     this.#model = createModel(model, { rank, size, seed });
     this.#opt = new AdamW(this.#model.params, {

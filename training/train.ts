@@ -17,6 +17,7 @@
  */
 import { ActorDiedError, init, type InitOptions, RemoteError, shutdown } from "../actors/mod.ts";
 import { type CheckpointContents, checkpointName, loadLatestValid } from "../models/checkpoint.ts";
+import { checkBackend } from "../models/backend.ts";
 import type { ModelConfig } from "../models/config.ts";
 import { overlapFields, type OverlapSummary, overlapSummary } from "../models/overlap_metrics.ts";
 import type { TimedOp } from "../models/overlap_report.ts";
@@ -134,11 +135,15 @@ export async function train(
   const resumed = cfg.resume ? await resumePoint(cfg, config, label) : null;
   if (!cfg.resume) await assertFresh(cfg.out, label);
   const start = resumed?.state.step ?? 0;
-  await Deno.mkdir(cfg.out, { recursive: true });
   const metricsPath = `${cfg.out}/metrics.jsonl`;
-  await keepMetricsUpTo(metricsPath, start);
-  let metrics = new MetricsWriter(metricsPath);
+  // Opened once the ranks are up: a run that fails to start leaves no folder behind.
+  let metrics!: MetricsWriter;
 
+  // Ranks on this host (Workers, or processes of a private server) refuse a backend it lacks:
+  // check here first, before any rank starts.
+  if (!cfg.cluster.startsWith("nats://")) {
+    await checkBackend(cfg.backend, { allowSoftwareAdapter: cfg.allowSoftwareWebgpu });
+  }
   await init({ ...options.init, cluster: cfg.cluster });
   try {
     const { group, paramCounts } = await RankGroup.start(
@@ -146,6 +151,7 @@ export async function train(
         model,
         seed: cfg.seed,
         backend: cfg.backend,
+        allowSoftwareWebgpu: cfg.allowSoftwareWebgpu,
         data: { seq: cfg.seq, batch: cfg.batch, source: cfg.data },
         optimizer: { lr: cfg.lr, warmup: warmupSteps(cfg.steps), total: cfg.steps },
         nanGradSteps: options.nanGradSteps,
@@ -169,6 +175,9 @@ export async function train(
         `resumed ${cfg.out}/${checkpointName(start)} (trained on ${resumed.state.ranks} ranks)`,
       );
     }
+    await Deno.mkdir(cfg.out, { recursive: true });
+    await keepMetricsUpTo(metricsPath, start);
+    metrics = new MetricsWriter(metricsPath);
     const save = async (step: number) =>
       checkpoints
         ? await group.save(cfg.out, { step, seed: cfg.seed, ranks: cfg.ranks }, config)
@@ -318,7 +327,7 @@ export async function train(
     await writeSummary(cfg, summary);
     return summary;
   } finally {
-    metrics.close();
+    metrics?.close();
     await shutdown();
   }
 }
