@@ -329,35 +329,22 @@ function sharedExpertStep(
   part: MoePart,
 ): ComputeStep {
   const m = opts.name;
-  const term = `${m}.shared:term`, routedScale = `${m}.shared:routed_scale`;
-  const se = (a: Tensor, p: ParamLookup) => {
-    const x = layerNorm(a, p, norm); // [B, T, C]
-    return { x, se: ffn(x, p, `${m}.shared`) }; // [B, T, C] each
-  };
-  /** The combiner's logits `x W_cg`, [B, T, 1] (CG-1) or [B, T, 2] (CG-2). */
-  const gateOf = (x: Tensor, p: ParamLookup) => {
-    const [B, T] = x.shape;
-    return tf.reshape(tf.matMul(tf.reshape(x, [-1, opts.dim]), p(`${m}.cg.w`)), [B, T, -1]);
-  };
-  if (combiner === "cg2") {
-    return computeStep({
-      name: `${m}.shared`,
-      inputs: { a: opts.input },
-      outputs: { term, routedScale },
-      run: ({ a }, p) => {
-        const { x, se: y } = se(a, p);
-        const [c, cRouted] = tf.split(tf.softmax(gateOf(x, p), -1), 2, -1); // [B, T, 1] each
-        return { term: tf.mul(y, c), routedScale: cRouted };
-      },
-    }, part);
-  }
+  const outputs: Record<string, string> = { term: `${m}.shared:term` };
+  if (combiner === "cg2") outputs.cRouted = `${m}.shared:routed_scale`;
   return computeStep({
     name: `${m}.shared`,
     inputs: { a: opts.input },
-    outputs: { term },
-    run: ({ a }, p) => {
-      const { x, se: y } = se(a, p);
-      return { term: combiner === "cg1" ? tf.mul(y, tf.sigmoid(gateOf(x, p))) : y };
+    outputs,
+    run: ({ a }, p): Record<string, Tensor> => {
+      const [B, T] = a.shape;
+      const x = layerNorm(a, p, norm); // [B, T, C]
+      const se = ffn(x, p, `${m}.shared`); // [B, T, C]
+      if (combiner === "add") return { term: se };
+      const xw = tf.matMul(tf.reshape(x, [-1, opts.dim]), p(`${m}.cg.w`)); // x W_cg: [S, 1|2]
+      const z = tf.reshape(xw, [B, T, -1]); // [B, T, 1|2]
+      if (combiner === "cg1") return { term: tf.mul(se, tf.sigmoid(z)) };
+      const [c, cRouted] = tf.split(tf.softmax(z, -1), 2, -1); // [B, T, 1] each
+      return { term: tf.mul(se, c), cRouted };
     },
   }, part);
 }
