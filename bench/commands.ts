@@ -79,6 +79,10 @@ export const OVERLAP_COMMAND: Command = {
       arg: "DIR",
       help: "run nothing: draw DIR/overlap_timeline.svg again from DIR/overlap_trace.json",
     },
+    explain: {
+      boolean: true,
+      help: "run nothing: print which compute steps each variant's all-to-alls overlap",
+    },
   },
   epilog: EPILOG,
 };

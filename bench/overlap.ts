@@ -31,7 +31,8 @@ import { parseCommand, usage } from "../cli/flags.ts";
 import { fromFlag, OVERLAP_COMMAND, pathFlag } from "./commands.ts";
 import { meshPorts } from "../collectives/local.ts";
 import type { LinkModel, LocalGroupSpec } from "../collectives/types.ts";
-import type { ModelConfig } from "../models/config.ts";
+import { type ModelConfig, resolveConfig } from "../models/config.ts";
+import { gpt } from "../models/gpt.ts";
 import {
   alignCollectives,
   blockFigures,
@@ -42,7 +43,12 @@ import {
   sumFigures,
   type TimedOp,
 } from "../models/overlap_report.ts";
-import { type ScheduleOptions, SETTLED_AFTER_STEPS } from "../models/scheduler.ts";
+import {
+  explainOverlap,
+  OverlapScheduler,
+  type ScheduleOptions,
+  SETTLED_AFTER_STEPS,
+} from "../models/scheduler.ts";
 import { chromeTrace, fromChromeTrace, type TracedRun } from "../models/trace.ts";
 import { type BenchRow, formatNumber, median, printRows } from "./output.ts";
 import { finiteMedian } from "../models/overlap_metrics.ts";
@@ -378,6 +384,7 @@ export const LATENCY_S = 2e-4;
 export async function runOverlapBench(args: string[]): Promise<void> {
   const f = parseCommand(OVERLAP_COMMAND, args);
   if (f.help) return console.log(usage(OVERLAP_COMMAND));
+  if (f.has("explain")) return console.log(explainVariants());
   const from = fromFlag(f, "from", "overlap_trace.json");
   const values = { json: f.has("json"), quick: f.has("quick"), out: pathFlag(f, "out") };
   if (from !== undefined) return await redrawOverlapTimeline(from);
@@ -553,4 +560,13 @@ export async function redrawOverlapTimeline(dir: string): Promise<void> {
     overlapTimelineSvg(fromChromeTrace(trace)),
   );
   console.error(`wrote ${dir}/overlap_timeline.svg`);
+}
+
+/** Each variant's overlap plan: which compute steps each of its all-to-alls overlaps. */
+function explainVariants(): string {
+  return VARIANTS.map(([name, model, schedule]) =>
+    `${name}\n${
+      explainOverlap(gpt(resolveConfig({ ...PAIR, ...model })), new OverlapScheduler(schedule))
+    }`
+  ).join("\n\n");
 }

@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Communicator } from "../collectives/types.ts";
 import { createModel, disposeModel, forwardRun, trainStep } from "../models/model.ts";
+import { OverlapScheduler } from "../models/scheduler.ts";
 import type { OverlapReport } from "../models/overlap_report.ts";
 import type { CaseResult, OverlapCase } from "./overlap.ts";
 
@@ -30,12 +31,17 @@ function caseRunner(c: OverlapCase, comm: Communicator, gradComm?: Communicator)
   const model = createModel(c.model, { rank: comm.rank, size: comm.size, seed: 1 });
   const reports: OverlapReport[] = [];
   const decisions: string[] = [];
+  // One schedule per case, kept across its steps (forward-only cases use it for forward passes).
+  const scheduler = new OverlapScheduler({
+    ...c.schedule,
+    log: (line: string) => decisions.push(line),
+  });
   const step = async (i: number) => {
     const b = batch(c, comm.rank, i);
     const opts = {
       comm,
       gradComm,
-      schedule: { ...c.schedule, log: (line: string) => decisions.push(line) },
+      scheduler,
       trace: c.traceStep === i || i >= (c.traceFrom ?? Infinity),
     };
     if (c.forwardOnly) {

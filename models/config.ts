@@ -1,7 +1,6 @@
 /**
- * The one configuration object of the model, its defaults, and the layout it
- * implies: which blocks hold an MoE layer and which representation each MoE
- * layer's routed experts read (its "tap").
+ * The one configuration object of the GPT (`gpt.ts`), its defaults, and
+ * which of its blocks hold an MoE layer.
  *
  * @module
  */
@@ -106,50 +105,4 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
 /** Whether block `i` holds an MoE layer. */
 export function isMoeBlock(cfg: ModelConfig, i: number): boolean {
   return cfg.variant !== "dense" && (i + 1) % cfg.moeEvery === 0;
-}
-
-/** Routed choices per token: 2 for top-2, 1 for every other variant. */
-export function topK(cfg: ModelConfig): number {
-  return cfg.variant === "top2" ? 2 : 1;
-}
-
-/** The value names of the backbone: block i reads `h{i-1}` ("h-1" is the embedding), makes `a{i}` after attention and `h{i}`. */
-export const valueNames = {
-  /** Input of block i (H_{i-1}). */
-  input: (i: number) => `h${i - 1}`,
-  /** After attention of block i (A_i). */
-  attn: (i: number) => `a${i}`,
-  /** Output of block i (H_i). */
-  output: (i: number) => `h${i}`,
-};
-
-/**
- * The representation the routed experts of MoE block `i` read, as a value name:
- * the current `A_i` for top-1/top-2/SE; for ScMoE Pos-1 `M_{i-1}` (the input of
- * block i), Pos-2 `A_{i-1}`, Pos-3 `H_{i-2}` (the input of block i-1). DGMoE has
- * two: `A_{i-1}` (preceding) and `A_i` (current), see {@linkcode gateTaps}.
- */
-export function gateTaps(cfg: ModelConfig, i: number): { tap: string; preceding: boolean }[] {
-  switch (cfg.variant) {
-    case "scmoe": {
-      const tap = cfg.pos === 1
-        ? valueNames.input(i)
-        : cfg.pos === 2
-        ? valueNames.attn(i - 1)
-        : valueNames.input(i - 1);
-      return [{ tap, preceding: true }];
-    }
-    case "dgmoe":
-      return [
-        { tap: valueNames.attn(i - 1), preceding: true },
-        { tap: valueNames.attn(i), preceding: false },
-      ];
-    default:
-      return [{ tap: valueNames.attn(i), preceding: false }];
-  }
-}
-
-/** Whether the variant has a shared expert (SE and ScMoE). */
-export function hasSharedExpert(cfg: ModelConfig): boolean {
-  return cfg.variant === "se" || cfg.variant === "scmoe";
 }

@@ -9,7 +9,7 @@
  *   each compute step's vector-Jacobian product is recomputed from its saved
  *   inputs and the gradients of its outputs, each exchange sends gradients
  *   back along the route it came, as soon as they are complete. Steps run
- *   in the order given (see `schedule.ts` for the overlap schedule); every
+ *   in the order given (see `scheduler.ts` for the overlap schedule); every
  *   op, wait and collective can be timed.
  *
  * @module
@@ -27,8 +27,8 @@ import {
   layoutKey,
   type RunContext,
   type Step,
-} from "./program.ts";
-import { backwardOrder } from "./schedule.ts";
+} from "./steps.ts";
+import { backwardOrder } from "./scheduler.ts";
 
 /** A parameter lookup over a map that throws on unknown names. */
 export function lookupIn(params: ReadonlyMap<string, tf.Tensor>): ParamLookup {
@@ -63,7 +63,7 @@ export function runLocal(
       }
       case "dispatch":
         ctx.layouts.set(
-          layoutKey(step),
+          layoutKey(step.route, step.chunk?.index),
           [Array.from(exchangedPerExpert(step, ctx.routes.get(step.route)!))],
         );
         values.set(step.output, get(step.input));
@@ -321,12 +321,14 @@ export class SegmentedRun {
     const cols = x.shape[1] as number;
     const rows = toExperts
       ? rowsPerRank(perExpert, size)
-      : this.#ctx.layouts.get(layoutKey(step))!.map((c) => c.reduce((a, b) => a + b, 0));
+      : this.#ctx.layouts.get(layoutKey(step.route, step.chunk?.index))!.map((c) =>
+        c.reduce((a, b) => a + b, 0)
+      );
     let future = exchangeRows(this.#comm, data, cols, rows, { tag, timing });
     if (step.kind === "dispatch" && phase === "fwd") {
       const counts = exchangeCounts(this.#comm, perExpert, `${tag}/counts`);
       future = Promise.all([future, counts]).then(([r, c]) => {
-        this.#ctx.layouts.set(layoutKey(step), c);
+        this.#ctx.layouts.set(layoutKey(step.route, step.chunk?.index), c);
         return r;
       });
     }

@@ -1,21 +1,31 @@
 /**
- * The MoE language model of the ScMoE paper (Cai et al., "Shortcut-connected
- * Expert Parallelism for Accelerating Mixture-of-Experts", arXiv:2404.05019)
- * and its expert-parallel execution.
+ * The MoE layer of the ScMoE paper (Cai et al., "Shortcut-connected Expert
+ * Parallelism for Accelerating Mixture-of-Experts", arXiv:2404.05019) for
+ * any model's program of steps, the paper's GPT built on it, and their
+ * expert-parallel execution with the overlap scheduler.
  *
  * ```text
  * setupBackend(name?: "wasm" | "cpu" | "webgpu" | "tensorflow" | "tensorflow-gpu",
  *              { allowSoftwareAdapter? }): Promise<void>     BackendUnavailableError when it cannot run
- * resolveConfig(partial?: Partial<ModelConfig>): ModelConfig          defaults + validation
- * createModel(config?, { rank?, size?, seed? }): Model               rank's replica: dense + experts [lo, hi)
- * trainStep(model, batch: Batch, { comm?, groups?, step? }): Promise<StepResult>
- *     -> { loss, lmLoss, auxLoss, stats: GateStats[], dropRate, grads: Map<name, Tensor> }
+ * resolveConfig(partial?: Partial<ModelConfig>): ModelConfig          the GPT's defaults + validation
+ * createModel(config? | network, { rank?, size?, seed? }): Model     rank's replica: dense + experts [lo, hi)
+ * trainStep(model, batch: Batch, { comm?, groups?, step?, scheduler? }): Promise<StepResult>
+ *     -> { loss, lmLoss, auxLoss, stats: GateStats[], dropRate, grads: Map<name, Tensor>, overlap? }
  *        grads of the GLOBAL mean loss: dense all-reduced, experts on their owner; caller disposes
  * evaluate(model, batch: Batch, { comm?, groups? }): Promise<LossResult>     no noise, eval capacity
  * forward(model, { tokens, batchSize, seqLen }, { comm?, groups? }): Promise<Tensor>   logits [B, T, V]
  * disposeModel(model): void
- * paramSpecs(config): ParamSpec[]   every parameter of the full model: name, shape, init, expert
- * buildProgram(config, withLoss): Step[]   the step program a scheduler may reorder
+ *
+ * Your own model:
+ * computeStep({ name, inputs: { x: "value" }, outputs: { y: "value" }, run }): ComputeStep
+ * moeLayer({ name, variant, input, tap?, output, dim, hidden, experts, ... }): { steps, params, aux }
+ * lossStep({ aux, auxWeight }): ComputeStep         loss = CE(logits, targets) + w * mean(aux)
+ * Network = { params: ParamSpec[], program(withLoss): Step[] }     what createModel runs
+ * gpt(config): Network; paramSpecs(config): ParamSpec[]             the GPT, one user of the layer
+ *
+ * The overlap:
+ * new OverlapScheduler(options?)     the adaptive schedule a caller holds (model.schedulers by default)
+ * explainOverlap(network | steps, scheduler?): string    which compute each exchange overlaps
  * ```
  *
  * - `Batch` is `models/data.ts`'s micro-batch: `[rows, T + 1]` windows.
@@ -68,30 +78,58 @@ export {
 } from "./config.ts";
 export type { GateStats, Route } from "./gate.ts";
 export type { ParamLookup } from "./layers.ts";
-export type { PlannerOptions } from "./overlap_strategy.ts";
 export {
   createModel,
   disposeModel,
   evaluate,
   forward,
   type ForwardInput,
+  forwardRun,
   type LossResult,
   type Model,
   type ModelOptions,
+  type ModelSchedulers,
   type RunOptions,
   type StepResult,
   trainStep,
 } from "./model.ts";
-export { type Init, type ParamSpec, paramSpecs } from "./params.ts";
 export {
-  buildProgram,
+  type ExpertOf,
+  type Init,
+  initialValues,
+  normal,
+  ONES,
+  ParamList,
+  type ParamSpec,
+  ZEROS,
+} from "./params.ts";
+export { gpt, paramSpecs } from "./gpt.ts";
+export { type MoeLayer, moeLayer, type MoeLayerOptions, type MoeVariant } from "./moe_layer.ts";
+export {
+  type ComputeSpec,
   type ComputeStep,
+  computeStep,
   type ExchangeStep,
+  type LossOptions,
+  lossStep,
+  type MoePart,
+  type Network,
   type RouteStep,
   type RunContext,
   type Step,
-} from "./program.ts";
-export type { ScheduleOptions } from "./scheduler.ts";
+} from "./steps.ts";
+export {
+  explainOverlap,
+  type GateSchedule,
+  type GateWindow,
+  OverlapScheduler,
+  type PlannerOptions,
+  type ScheduledProgram,
+  type ScheduleOptions,
+  serialOrder,
+  type WindowTimes,
+} from "./scheduler.ts";
+export { attention, crossEntropy, embed, ffn, gelu, head, layerNorm, linear } from "./layers.ts";
 export type {
   BlockLayout,
   BlockOverlap,

@@ -1,8 +1,10 @@
 /**
  * The model's entry points: {@linkcode createModel}, {@linkcode trainStep},
- * {@linkcode evaluate} and {@linkcode forward}. Without a communicator the
- * whole step is one tape on one rank holding every expert; with one, the
- * step runs as a {@linkcode SegmentedRun} on each rank of the group.
+ * {@linkcode evaluate} and {@linkcode forward}, for the GPT of a
+ * {@linkcode ModelConfig} or for your own {@linkcode Network}. Without a
+ * communicator the whole step is one tape on one rank holding every expert;
+ * with one, the step runs as a {@linkcode SegmentedRun} on each rank of the
+ * group, in the order its {@linkcode OverlapScheduler} plans.
  *
  * @module
  */
@@ -14,15 +16,16 @@ import type { Communicator } from "../collectives/types.ts";
 import { readsSynchronously } from "./backend.ts";
 import { expertIndex, expertRange } from "./checkpoint.ts";
 import { type ModelConfig, resolveConfig } from "./config.ts";
+import { gpt } from "./gpt.ts";
 import type { Batch } from "./data.ts";
 import { nowMs } from "../collectives/link.ts";
 import { lookupIn, runLocal, SegmentedRun } from "./execute.ts";
 import { GradientBuckets } from "./grad_sync.ts";
 import { gateNoise, type GateStats, routeStats } from "./gate.ts";
 import { blockFigures, type OverlapReport, sumFigures, type TimedOp } from "./overlap_report.ts";
-import { initialValues, paramSpecs } from "./params.ts";
-import { buildProgram, type RunContext, type Step } from "./program.ts";
-import { OverlapScheduler, type ScheduleOptions } from "./scheduler.ts";
+import { initialValues } from "./params.ts";
+import { OverlapScheduler, serialOrder } from "./scheduler.ts";
+import type { Network, RunContext, Step } from "./steps.ts";
 
 /** Where a model replica sits in its expert-parallel group. */
 export interface ModelOptions {
@@ -34,10 +37,22 @@ export interface ModelOptions {
   seed?: number;
 }
 
+/** The overlap schedulers of a model's kinds of run. */
+export interface ModelSchedulers {
+  /** Of {@linkcode trainStep}. */
+  readonly train: OverlapScheduler;
+  /** Of {@linkcode evaluate}. */
+  readonly eval: OverlapScheduler;
+  /** Of {@linkcode forward} and {@linkcode forwardRun}. */
+  readonly forward: OverlapScheduler;
+}
+
 /** One rank's replica: dense parameters and its share of the experts. */
 export interface Model {
-  /** The resolved configuration. */
-  readonly config: ModelConfig;
+  /** What the model runs: its parameters and program. */
+  readonly network: Network;
+  /** The GPT's resolved configuration; absent for your own network. */
+  readonly config?: ModelConfig;
   /** This rank. */
   readonly rank: number;
   /** Ranks in the group. */
@@ -46,15 +61,23 @@ export interface Model {
   readonly seed: number;
   /** This rank's parameters by role name: every dense one and its experts (global indices). */
   readonly params: Map<string, Variable>;
-  /** The global experts this rank holds, `[lo, hi)`. */
+  /** The global experts this rank holds in each MoE layer, `[lo, hi)` (of the first layer's E). */
   readonly experts: [number, number];
+  /**
+   * The overlap schedule of each kind of run, adapted from step to step:
+   * used unless a run is given its own ({@linkcode RunOptions.scheduler});
+   * look at `schedulers.train.gates` to see the slots, chunks and times.
+   */
+  readonly schedulers: ModelSchedulers;
   /** Training steps taken; keys the gate noise. Restore it when resuming. */
   step: number;
 }
 
 /**
- * Makes rank `rank`'s replica of the model: parameters are a function of
- * (seed, name) only, so every layout starts from the same model.
+ * Makes rank `rank`'s replica of a model: the GPT of `spec` (a partial
+ * {@linkcode ModelConfig}), or your own {@linkcode Network}. Parameters are
+ * a function of (seed, name) only, so every layout starts from the same
+ * model.
  *
  * @example
  * ```ts
@@ -65,25 +88,39 @@ export interface Model {
  * model.params.has("blocks.1.moe.experts.2.w1"); // true: rank 1 holds experts 2 and 3
  * ```
  */
-export function createModel(config: Partial<ModelConfig> = {}, opts: ModelOptions = {}): Model {
-  const cfg = resolveConfig(config);
+export function createModel(
+  spec: Partial<ModelConfig> | Network = {},
+  opts: ModelOptions = {},
+): Model {
+  const config = isNetwork(spec) ? undefined : resolveConfig(spec);
+  const network = isNetwork(spec) ? spec : gpt(config!);
   const { rank = 0, size = 1, seed = 0 } = opts;
-  if (cfg.variant !== "dense" && cfg.nExperts % size !== 0) {
-    throw new RangeError(`${cfg.nExperts} experts do not split evenly over ${size} ranks`);
-  }
-  const experts: [number, number] = cfg.variant === "dense"
-    ? [0, 0]
-    : expertRange(rank, size, cfg.nExperts);
   const params = new Map<string, tf.Variable>();
-  for (const spec of paramSpecs(cfg)) {
-    if (spec.expert !== undefined && (spec.expert < experts[0] || spec.expert >= experts[1])) {
-      continue;
+  let experts: [number, number] = [0, 0];
+  for (const p of network.params) {
+    if (p.expert !== undefined) {
+      const E = p.experts ?? 0;
+      if (E % size !== 0) {
+        throw new RangeError(`${E} experts do not split evenly over ${size} ranks`);
+      }
+      const [lo, hi] = expertRange(rank, size, E);
+      if (experts[1] === 0) experts = [lo, hi];
+      if (p.expert < lo || p.expert >= hi) continue;
     }
-    const init = tf.tensor(initialValues(spec, seed), spec.shape);
-    params.set(spec.name, tf.variable(init));
+    const init = tf.tensor(initialValues(p, seed), p.shape);
+    params.set(p.name, tf.variable(init));
     init.dispose();
   }
-  return { config: cfg, rank, size, seed, params, experts, step: 0 };
+  const schedulers = {
+    train: new OverlapScheduler(),
+    eval: new OverlapScheduler(),
+    forward: new OverlapScheduler(),
+  };
+  return { network, config, rank, size, seed, params, experts, step: 0, schedulers };
+}
+
+function isNetwork(spec: Partial<ModelConfig> | Network): spec is Network {
+  return typeof (spec as Network).program === "function";
 }
 
 /** Frees the model's parameters. */
@@ -107,12 +144,13 @@ export interface RunOptions {
   /** Step number keying the gate noise (default `model.step`; training only). */
   step?: number;
   /**
-   * How the expert-parallel run is scheduled (with `comm` only): overlap on
-   * or off, the slot of the expert computation, pipelining chunks. The
-   * adaptive state (profiles, decisions) lives with the model, one per kind
-   * of run (training, evaluation, forward) and per distinct options.
+   * The overlap schedule of the expert-parallel run (with `comm` only): its
+   * options (overlap on or off, the slot of the expert computation,
+   * pipelining chunks) and its adaptive state (profiles, decisions). Keep
+   * one per kind of run and pass it to every run of that kind. Default: the
+   * model's own, `model.schedulers`.
    */
-  schedule?: ScheduleOptions;
+  scheduler?: OverlapScheduler;
   /** Keep every timed op in the overlap report (for `trace.ts` and timelines). */
   trace?: boolean;
   /**
@@ -171,7 +209,7 @@ export async function trainStep(
 ): Promise<StepResult> {
   const step = opts.step ?? model.step;
   const ctx = runContext(model, windows(batch), { training: true, groups: opts.groups, step });
-  const program = buildProgram(model.config, true);
+  const program = model.network.program(true);
   const comm = groupOf(opts);
   let parts: number[];
   let grads: Map<string, tf.Tensor>;
@@ -182,7 +220,7 @@ export async function trainStep(
     parts = [];
     const { value, grads: gs } = tf.engine().gradients(
       () => {
-        const values = runLocal(program, ctx, lookupIn(model.params));
+        const values = runLocal(serialOrder(program), ctx, lookupIn(model.params));
         parts = LOSS_VALUES.map((n) => values.get(n)!.dataSync()[0]);
         return values.get("loss")!;
       },
@@ -217,7 +255,7 @@ export async function trainStep(
     overlap = await scheduled.report(nowMs() - t0);
   }
   model.step = step + 1;
-  return { ...(await lossResult(model, ctx, parts, comm)), grads, overlap };
+  return { ...(await lossResult(ctx, parts, comm)), grads, overlap };
 }
 
 /** The loss of this rank's micro-batch in evaluation mode (no noise, evaluation capacity). */
@@ -231,7 +269,7 @@ export async function evaluate(
   const { values, overlap } = await evalValues(model, "eval", ctx, comm, LOSS_VALUES, opts);
   const parts = await Promise.all(values.map(async (t) => (await t.data())[0]));
   tf.dispose(values);
-  return { ...(await lossResult(model, ctx, parts, comm)), overlap };
+  return { ...(await lossResult(ctx, parts, comm)), overlap };
 }
 
 /** Tokens to run {@linkcode forward} on. */
@@ -278,7 +316,7 @@ export async function forwardRun(
   model: Model,
   input: ForwardInput,
   opts: RunOptions = {},
-): Promise<{ logits: tf.Tensor; overlap?: OverlapReport }> {
+): Promise<{ logits: Tensor; overlap?: OverlapReport }> {
   const ctx = runContext(model, input, { training: false, groups: opts.groups });
   const { values: [logits], overlap } = await evalValues(
     model,
@@ -315,10 +353,10 @@ async function evalValues(
   names: string[],
   opts: RunOptions,
 ): Promise<{ values: tf.Tensor[]; overlap?: OverlapReport }> {
-  const program = buildProgram(model.config, kind === "eval");
+  const program = model.network.program(kind === "eval");
   if (!comm) {
     const values = tf.tidy(() => {
-      const all = runLocal(program, ctx, lookupIn(model.params));
+      const all = runLocal(serialOrder(program), ctx, lookupIn(model.params));
       return names.map((n) => all.get(n)!);
     });
     return { values };
@@ -335,19 +373,6 @@ async function evalValues(
   return { values, overlap: await scheduled.report(nowMs() - t0) };
 }
 
-const schedulers = new WeakMap<Model, Map<string, OverlapScheduler>>();
-
-/** The model's scheduler for this kind of run and these options (made on first use). */
-function schedulerOf(model: Model, kind: string, opts: ScheduleOptions = {}): OverlapScheduler {
-  const { log: _, ...rest } = opts;
-  const key = `${kind} ${JSON.stringify(rest)}`;
-  let byKey = schedulers.get(model);
-  if (!byKey) schedulers.set(model, byKey = new Map());
-  let s = byKey.get(key);
-  if (!s) byKey.set(key, s = new OverlapScheduler(model.config, opts));
-  return s;
-}
-
 /**
  * A segmented run of `program` in this step's schedule, timing every op;
  * `report` (call it once the run is over, on every rank) learns from the
@@ -361,7 +386,7 @@ function scheduledRun(
   comm: Communicator,
   opts: RunOptions,
 ) {
-  const scheduler = schedulerOf(model, kind, opts.schedule);
+  const scheduler = opts.scheduler ?? model.schedulers[kind === "train" ? "train" : kind];
   const planned = scheduler.plan(program);
   const record: TimedOp[] = [];
   const run = new SegmentedRun(planned.steps, ctx, model.params, comm, runTag(kind), {
@@ -405,27 +430,20 @@ function runContext(
   input: ForwardInput & { targets?: Int32Array },
   mode: { training: boolean; groups?: number; step?: number },
 ): RunContext {
-  const cfg = model.config;
-  const S = input.batchSize * input.seqLen;
-  if (input.seqLen > cfg.blockSize) {
-    throw new RangeError(`${input.seqLen} tokens exceed blockSize ${cfg.blockSize}`);
-  }
   const noise = new Map<string, Float32Array>();
   return {
-    cfg,
     ...input,
-    capacityFactor: mode.training ? cfg.capacityFactor : cfg.evalCapacityFactor,
+    training: mode.training,
     groups: mode.groups ?? 1,
+    rank: model.rank,
+    size: model.size,
     routes: new Map(),
     layouts: new Map(),
-    firstExpert: model.experts[0],
-    noise: (gate) => {
-      if (!mode.training || !cfg.gateNoise) return null;
+    noise: (gate, tokens, experts) => {
+      if (!mode.training) return null;
       if (!noise.has(gate)) {
-        noise.set(
-          gate,
-          gateNoise(model.seed, mode.step ?? 0, gate, model.rank * S, S, cfg.nExperts),
-        );
+        const offset = model.rank * tokens;
+        noise.set(gate, gateNoise(model.seed, mode.step ?? 0, gate, offset, tokens, experts));
       }
       return noise.get(gate)!;
     },
@@ -444,7 +462,6 @@ function runTag(what: string): string {
 
 /** Loss values and gate statistics, reduced over the group when there is one. */
 async function lossResult(
-  model: Model,
   ctx: RunContext,
   parts: number[],
   comm: Communicator | undefined,
@@ -452,20 +469,22 @@ async function lossResult(
   let stats = [...ctx.routes].map(([name, r]) => routeStats(name, r));
   let [loss, lmLoss, auxLoss] = parts;
   if (comm) {
-    const E = model.config.nExperts;
     const flat = new Float32Array([
       ...parts.map((x) => x / comm.size),
       ...stats.flatMap((s) => [...s.load, s.dropped, s.assignments]),
     ]);
     const sum = await comm.allreduce(flat, "sum", { tag: runTag("stats") });
     [loss, lmLoss, auxLoss] = sum.subarray(0, 3);
-    stats = stats.map((s, j) => {
-      const o = 3 + j * (E + 2);
+    let o = 3;
+    stats = stats.map((s) => {
+      const [load, dropped, assignments] = [s.load.length, 1, 1].map((n) =>
+        sum.subarray(o, o += n)
+      );
       return {
         name: s.name,
-        load: Array.from(sum.subarray(o, o + E)),
-        dropped: sum[o + E],
-        assignments: sum[o + E + 1],
+        load: Array.from(load),
+        dropped: dropped[0],
+        assignments: assignments[0],
       };
     });
   }

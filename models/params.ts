@@ -8,7 +8,6 @@
  * @module
  */
 
-import { hasSharedExpert, isMoeBlock, type ModelConfig } from "./config.ts";
 import { hashString, normals } from "./rng.ts";
 
 /** How a parameter starts. */
@@ -24,67 +23,74 @@ export interface ParamSpec {
   init: Init;
   /** Global index of the expert this parameter belongs to, if any. */
   expert?: number;
+  /** With `expert`: how many experts its MoE layer has (rank r of N holds `expertRange(r, N, experts)`). */
+  experts?: number;
 }
 
-/** Every parameter of the full model (all experts), in a fixed order. */
-export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
-  const C = cfg.nEmbd, Hd = cfg.hidden;
-  const std = 0.02;
-  // GPT-2: projections into the residual stream are scaled by 1/sqrt(2 * nLayer).
-  const resid = std / Math.sqrt(2 * cfg.nLayer);
-  const specs: ParamSpec[] = [];
-  const add = (name: string, shape: number[], init: Init, expert?: number) =>
-    specs.push({ name, shape, init, expert });
-  const normal = (s: number): Init => ({ kind: "normal", std: s });
-  const zeros: Init = { kind: "zeros" }, ones: Init = { kind: "ones" };
-  const layerNorm = (p: string) => {
-    add(`${p}.g`, [C], ones);
-    add(`${p}.b`, [C], zeros);
-  };
-  const ffn = (p: string, expert?: number) => {
-    add(`${p}.w1`, [C, Hd], normal(std), expert);
-    add(`${p}.b1`, [Hd], zeros, expert);
-    add(`${p}.w2`, [Hd, C], normal(resid), expert);
-    add(`${p}.b2`, [C], zeros, expert);
-  };
+/** An expert parameter's place: expert `index` of its layer's `of`. */
+export interface ExpertOf {
+  /** Global expert index. */
+  index: number;
+  /** Experts of the layer. */
+  of: number;
+}
 
-  add("wte", [cfg.vocabSize, C], normal(std));
-  add("wpe", [cfg.blockSize, C], normal(std));
-  for (let i = 0; i < cfg.nLayer; i++) {
-    const b = `blocks.${i}`;
-    layerNorm(`${b}.ln1`);
-    add(`${b}.attn.wqkv`, [C, 3 * C], normal(std));
-    add(`${b}.attn.bqkv`, [3 * C], zeros);
-    add(`${b}.attn.wo`, [C, C], normal(resid));
-    add(`${b}.attn.bo`, [C], zeros);
-    layerNorm(`${b}.ln2`);
-    if (!isMoeBlock(cfg, i)) {
-      ffn(`${b}.mlp`);
-      continue;
-    }
-    const m = `${b}.moe`;
-    add(`${m}.gate.wg`, [C, cfg.nExperts], normal(std));
-    add(`${m}.gate.wn`, [C, cfg.nExperts], zeros);
-    if (cfg.variant === "scmoe" || cfg.variant === "dgmoe") layerNorm(`${m}.ln_tap`);
-    if (hasSharedExpert(cfg)) ffn(`${m}.shared`);
-    if (cfg.variant === "scmoe" && cfg.combiner !== "add") {
-      add(`${m}.cg.w`, [C, cfg.combiner === "cg1" ? 1 : 2], zeros);
-    }
-    for (let e = 0; e < cfg.nExperts; e++) ffn(`${m}.experts.${e}`, e);
+/** Builds a list of {@linkcode ParamSpec}s: layer norms, MLPs and single tensors. */
+export class ParamList {
+  /** The specs so far, in the order added. */
+  readonly specs: ParamSpec[] = [];
+
+  /** Adds one parameter. */
+  add(name: string, shape: number[], init: Init, expert?: ExpertOf): this {
+    this.specs.push(
+      expert
+        ? { name, shape, init, expert: expert.index, experts: expert.of }
+        : { name, shape, init },
+    );
+    return this;
   }
-  layerNorm("lnf");
-  return specs;
+
+  /** `${prefix}.g` (ones) and `${prefix}.b` (zeros) of a layer norm over `dim`. */
+  layerNorm(prefix: string, dim: number): this {
+    return this.add(`${prefix}.g`, [dim], ONES).add(`${prefix}.b`, [dim], ZEROS);
+  }
+
+  /**
+   * `${prefix}.w1` [dim, hidden], `.b1`, `.w2` [hidden, dim], `.b2` of an MLP
+   * (`ffn` of `layers.ts`); `w2` projects into the residual stream with `residStd`.
+   */
+  ffn(
+    prefix: string,
+    dim: number,
+    hidden: number,
+    std: number,
+    residStd: number,
+    expert?: ExpertOf,
+  ): this {
+    return this.add(`${prefix}.w1`, [dim, hidden], normal(std), expert)
+      .add(`${prefix}.b1`, [hidden], ZEROS, expert)
+      .add(`${prefix}.w2`, [hidden, dim], normal(residStd), expert)
+      .add(`${prefix}.b2`, [dim], ZEROS, expert);
+  }
 }
+
+/** A normal initialiser of standard deviation `std`. */
+export function normal(std: number): Init {
+  return { kind: "normal", std };
+}
+
+/** The zeros initialiser. */
+export const ZEROS: Init = { kind: "zeros" };
+/** The ones initialiser. */
+export const ONES: Init = { kind: "ones" };
 
 /**
  * The initial values of one parameter: a function of (seed, name) only.
  *
  * @example
  * ```ts
- * import { initialValues, paramSpecs } from "./params.ts";
- * import { resolveConfig } from "./config.ts";
- * const [wte] = paramSpecs(resolveConfig());
- * initialValues(wte, 0).length; // 256 * 64
+ * import { initialValues } from "./params.ts";
+ * initialValues({ name: "wte", shape: [256, 64], init: { kind: "normal", std: 0.02 } }, 0).length; // 256 * 64
  * ```
  */
 export function initialValues(spec: ParamSpec, seed: number): Float32Array {

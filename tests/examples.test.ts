@@ -1,9 +1,14 @@
 /**
  * Every example in `examples/` runs as a user would run it, from the
  * repository: the actor example on both clusters, the training script on
- * local ranks and on host agents over a `nats://` URL.
+ * local ranks and on host agents over a `nats://` URL, the user's own model
+ * with the MoE layer on 2 local ranks.
  */
-import { assertActorsOutput, assertTrainTextOutput } from "./helpers/examples.ts";
+import {
+  assertActorsOutput,
+  assertMixerOutput,
+  assertTrainTextOutput,
+} from "./helpers/examples.ts";
 import { denoRun, smallCorpus } from "./helpers/deno_run.ts";
 import { startAgent, stopAgent } from "./helpers/agents.ts";
 import { startNatsServer } from "../mod.ts";
@@ -15,6 +20,16 @@ for (const cluster of ["local", "nats"]) {
     assertActorsOutput(await denoRun("examples/actors.ts", ["--cluster", cluster], { cwd: ROOT }));
   });
 }
+
+Deno.test("examples/moe_mixer.ts: an MLP-mixer with ScMoE layers trains on 2 local ranks", async () => {
+  const run = await denoRun("examples/moe_mixer.ts", ["--steps", "30", "--explain"], { cwd: ROOT });
+  const r = assertMixerOutput(run);
+  console.log(
+    `moe_mixer: loss ${r.firstLoss.toFixed(3)} -> ${r.loss.toFixed(3)}, hidden ${
+      r.hiddenFraction.toFixed(2)
+    }`,
+  );
+});
 
 Deno.test("examples/train_text.ts: train half-way, resume, reload on 1 rank", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "example_train_" });

@@ -3,8 +3,8 @@ import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "../models/backend.ts";
 import { resolveConfig } from "../models/config.ts";
 import { createModel, disposeModel, forward, trainStep } from "../models/model.ts";
-import { paramSpecs } from "../models/params.ts";
-import { buildProgram } from "../models/program.ts";
+import { gpt, paramSpecs } from "../models/gpt.ts";
+import { serialOrder } from "../models/scheduler.ts";
 import { TINY_MODEL } from "./helpers/tiny_model.ts";
 
 const TINY = TINY_MODEL;
@@ -75,7 +75,7 @@ Deno.test("model: a token's logits do not depend on later tokens", async () => {
 
 Deno.test("model: each dispatch follows its tap, and the block output consumes the combine", () => {
   for (const pos of [1, 2, 3] as const) {
-    const steps = buildProgram(resolveConfig({ ...TINY, variant: "scmoe", pos }), true);
+    const steps = serialOrder(gpt(resolveConfig({ ...TINY, variant: "scmoe", pos })).program(true));
     const names = steps.map((s) => s.name);
     const producer = { 1: "blocks.0.mlp", 2: "blocks.0.attn", 3: "embed" }[pos];
     const at = names.indexOf(producer);

@@ -3,9 +3,14 @@
  * with its own `deno.json` that links the package (`"links"`, as a local
  * checkout or a JSR install would be linked), imports `@scmoe/actors` by
  * name, and runs its own copies of the examples: its own actor classes on
- * both clusters, and its own training script on its own text file.
+ * both clusters, its own training script on its own text file, and its own
+ * model with the MoE layer.
  */
-import { assertActorsOutput, assertTrainTextOutput } from "./helpers/examples.ts";
+import {
+  assertActorsOutput,
+  assertMixerOutput,
+  assertTrainTextOutput,
+} from "./helpers/examples.ts";
 import { denoRun, smallCorpus } from "./helpers/deno_run.ts";
 
 const PACKAGE = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -17,7 +22,7 @@ async function userProject(): Promise<string> {
     `${dir}/deno.json`,
     JSON.stringify({ links: [PACKAGE], nodeModulesDir: "auto" }, null, 2),
   );
-  for (const name of ["actors.ts", "train_text.ts"]) {
+  for (const name of ["actors.ts", "train_text.ts", "moe_mixer.ts"]) {
     await Deno.copyFile(`${PACKAGE}/examples/${name}`, `${dir}/${name}`);
   }
   await Deno.writeTextFile(`${dir}/corpus.txt`, smallCorpus());
@@ -39,6 +44,9 @@ Deno.test("an outside project runs its own actors and its own training script", 
         { cwd: dir },
       );
       assertTrainTextOutput(run, 8);
+    });
+    await t.step("its own model with the MoE layer on 2 local ranks", async () => {
+      assertMixerOutput(await denoRun("moe_mixer.ts", ["--steps", "30"], { cwd: dir }));
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

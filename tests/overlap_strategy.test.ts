@@ -11,7 +11,7 @@ import {
   pipelineTime,
   SlotPlanner,
   type WindowTimes,
-} from "../models/overlap_strategy.ts";
+} from "../models/scheduler.ts";
 
 /** Simulates the compute stream and the communication stream tick by tick (0.01 ms). */
 function simulate(t: WindowTimes, slot: number): number {

@@ -19,14 +19,18 @@ import {
   type StepResult,
   trainStep,
 } from "../models/model.ts";
-import { buildProgram, pipelineGate } from "../models/program.ts";
+import { gpt } from "../models/gpt.ts";
 import {
   assertDependencies,
   backwardOrder,
+  CHUNK_TRIAL_STEPS,
   gateWindows,
+  OverlapScheduler,
+  pipelineGate,
+  type ScheduleOptions,
   scheduleProgram,
-} from "../models/schedule.ts";
-import { CHUNK_TRIAL_STEPS, OverlapScheduler, type ScheduleOptions } from "../models/scheduler.ts";
+  serialOrder,
+} from "../models/scheduler.ts";
 import { blockFigures, type TimedOp } from "../models/overlap_report.ts";
 
 const TINY: Partial<ModelConfig> = {
@@ -61,12 +65,21 @@ async function run(cfg: Partial<ModelConfig>, schedule: ScheduleOptions): Promis
   );
   try {
     const results = await Promise.all(
-      models.map((m, r) => trainStep(m, shard(r), { comm: comms[r], step: 0, schedule })),
+      models.map((m, r) =>
+        trainStep(m, shard(r), {
+          comm: comms[r],
+          step: 0,
+          scheduler: new OverlapScheduler(schedule),
+        })
+      ),
     );
     const fwd = await Promise.all(models.map((m, r) => {
       const b = shard(r);
       const tokens = b.tokens.filter((_, i) => i % (T + 1) < T);
-      return forwardRun(m, { tokens, batchSize: b.rows, seqLen: T }, { comm: comms[r], schedule });
+      return forwardRun(m, { tokens, batchSize: b.rows, seqLen: T }, {
+        comm: comms[r],
+        scheduler: new OverlapScheduler(schedule),
+      });
     }));
     const logits = fwd.map((f) => f.logits.dataSync() as Float32Array);
     tf.dispose(fwd.map((f) => f.logits));
@@ -109,7 +122,7 @@ await setupBackend("cpu");
 for (const [name, cfg] of VARIANTS) {
   Deno.test(`scheduler: ${name}: every slot and pipelining equal the serial step`, async () => {
     const serial = await run(cfg, { overlap: false });
-    const windows = gateWindows(buildProgram(resolveConfig({ ...TINY, ...cfg }), true));
+    const windows = gateWindows(serialOrder(gpt(resolveConfig({ ...TINY, ...cfg })).program(true)));
     const widest = Math.max(0, ...windows.map((w) => w.ops.length));
     const schedules: ScheduleOptions[] = [
       ...Array.from({ length: widest + 1 }, (_, slot) => ({ slot })),
@@ -142,7 +155,7 @@ for (const [name, cfg] of VARIANTS) {
 
 Deno.test("scheduler: ScMoE Pos-2: dispatch right after the tap, experts in the slot, combine consumed last", () => {
   const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
-  const serial = buildProgram(cfg, true);
+  const serial = serialOrder(gpt(cfg).program(true));
   const [w] = gateWindows(serial);
   deepEqual(w.ops, ["blocks.0.mlp", "blocks.1.attn", "blocks.1.moe.shared"]);
   const names = scheduleProgram(serial, gateWindows(serial), new Map([[w.gate, 2]])).map((s) =>
@@ -163,7 +176,7 @@ Deno.test("scheduler: ScMoE Pos-2: dispatch right after the tap, experts in the 
 
 Deno.test("scheduler: the backward issues each gradient all-to-all as soon as it is complete", () => {
   const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
-  const serial = buildProgram(cfg, true);
+  const serial = serialOrder(gpt(cfg).program(true));
   const fwd = scheduleProgram(serial, gateWindows(serial), new Map([["blocks.1.moe.gate", 1]]));
   const names = backwardOrder(fwd).map((s) => s.name);
   const at = (n: string) => names.indexOf(n);
@@ -177,9 +190,9 @@ Deno.test("scheduler: the backward issues each gradient all-to-all as soon as it
 Deno.test("scheduler: the backward runs the experts in their own slot of the reversed window", () => {
   const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
   const g = "blocks.1.moe.gate";
-  const serial = buildProgram(cfg, true);
+  const serial = serialOrder(gpt(cfg).program(true));
   for (const backwardSlot of [0, 1, 2, 3]) {
-    const plan = new OverlapScheduler(cfg, { slot: 1, backwardSlot }).plan(serial);
+    const plan = new OverlapScheduler({ slot: 1, backwardSlot }).plan(serial);
     assertDependencies(plan.steps);
     const names = plan.backward.map((s) => s.name);
     const before = ["blocks.1.moe.shared", "blocks.1.attn", "blocks.0.mlp"]
@@ -198,8 +211,8 @@ Deno.test("scheduler: the backward slot is planned on the backward's own times",
   const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
   const g = "blocks.1.moe.gate";
   const [comm] = createMemoryGroup(1);
-  const scheduler = new OverlapScheduler(cfg, { planner: { warmupSteps: 1 } });
-  const { layout } = scheduler.plan(buildProgram(cfg, true));
+  const scheduler = new OverlapScheduler({ planner: { warmupSteps: 1 } });
+  const { layout } = scheduler.plan(serialOrder(gpt(cfg).program(true)));
   const op = (name: string, kind: TimedOp["kind"], phase: TimedOp["phase"], ms: number) => ({
     name,
     kind,
@@ -226,7 +239,7 @@ Deno.test("scheduler: the backward slot is planned on the backward's own times",
   ];
   ok(layout.blockOf.size > 0);
   const lines = await scheduler.observe(ops, blockFigures(ops, layout), comm, "t");
-  const plan = scheduler.plan(buildProgram(cfg, true));
+  const plan = scheduler.plan(serialOrder(gpt(cfg).program(true)));
   equal(plan.slots[g], 3, lines.join("\n"));
   equal(plan.backwardSlots[g], 3, lines.join("\n"));
   ok(lines.some((l) => l.includes("expert backward in slot 3")));
@@ -260,7 +273,7 @@ function longCommStep(g: string, spanMs: number): TimedOp[] {
 Deno.test("scheduler: a modelled chunk count stays only if its measured block time beats one chunk", async () => {
   const cfg = resolveConfig({ ...TINY, variant: "scmoe", pos: 2 });
   const g = "blocks.1.moe.gate";
-  const serial = buildProgram(cfg, false);
+  const serial = serialOrder(gpt(cfg).program(false));
   /**
    * Runs profile and trial on 2 ranks; `spans[r](chunks)` is rank r's block
    * span for a step run with that many chunks. Returns the chunk count each
@@ -269,7 +282,7 @@ Deno.test("scheduler: a modelled chunk count stays only if its measured block ti
   const decide = async (spans: ((chunks: number) => number)[]) => {
     const comms = createMemoryGroup(2);
     const schedulers = comms.map(() =>
-      new OverlapScheduler(cfg, { slot: 3, planner: { warmupSteps: 1 } })
+      new OverlapScheduler({ slot: 3, planner: { warmupSteps: 1 } })
     );
     const lines: string[] = [];
     const step = async () => {
@@ -309,7 +322,7 @@ Deno.test("scheduler: a modelled chunk count stays only if its measured block ti
 Deno.test("scheduler: top2 pipelining keeps a valid order: d0 d1 e0 c0 d2 e1 c1 e2 c2", () => {
   const cfg = resolveConfig({ ...TINY, variant: "top2" });
   const g = "blocks.1.moe.gate";
-  const steps = pipelineGate(cfg, buildProgram(cfg, true), g, 3);
+  const steps = pipelineGate(serialOrder(gpt(cfg).program(true)), g, 3);
   assertDependencies(steps);
   const chain = steps.filter((s) => s.name.startsWith(`${g}.`)).map((s) =>
     s.name.slice(g.length + 1)

@@ -54,3 +54,25 @@ export function assertTrainTextOutput(run: RunResult, steps: number): TrainTextR
   assert.match(r.checkpoint, new RegExp(`ckpt-0*${steps}$`));
   return r;
 }
+
+/** What `examples/moe_mixer.ts` prints. */
+export interface MixerResult {
+  /** Loss of the first step. */
+  firstLoss: number;
+  /** Loss of the last step. */
+  loss: number;
+  /** Median measured share of the MoE layers' communication hidden behind compute. */
+  hiddenFraction: number;
+}
+
+/**
+ * `examples/moe_mixer.ts`: the copy task's loss falls on 2 ranks, and the
+ * hidden fraction was measured (a share, whatever its value on a busy machine).
+ */
+export function assertMixerOutput(run: RunResult): MixerResult {
+  assert.equal(run.code, 0, run.stderr);
+  const r = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as MixerResult;
+  assert.ok(r.loss < r.firstLoss - 1, `the loss falls: ${JSON.stringify(r)}`);
+  assert.ok(r.hiddenFraction >= 0 && r.hiddenFraction <= 1, `hidden fraction ${r.hiddenFraction}`);
+  return r;
+}
