@@ -108,7 +108,18 @@ Deno.test({
       pids = await pidsIn(ranks.namespaces);
 
       const s = a2a(shaped, RATE), u = a2a(unshaped, RATE), f = a2a(faster, 2 * RATE);
-      const gs = grads(shaped, RATE), gf = grads(faster, 2 * RATE);
+      const gf = grads(faster, 2 * RATE);
+      let gs = grads(shaped, RATE);
+      // Unshaped, the group moves these bytes in well under half their time at the rate; a busy
+      // machine can slow one measurement past that, so it is taken again (a shaped group, at or
+      // above its time at the rate every time, could never pass).
+      for (let tries = 1; tries < 3 && !(gs.ms < 0.5 * gs.atRateMs); tries++) {
+        const again = await ranks.run([CASE], {
+          link: { bandwidthBytesPerS: RATE, latencyS: 0 },
+          gradLink: null,
+        });
+        gs = grads(only(again), RATE);
+      }
       console.log(
         `all-to-alls: shaped ${s.ms.toFixed(1)} ms (rate says ${s.expectMs.toFixed(1)}), ` +
           `unshaped ${u.ms.toFixed(1)} ms, re-shaped x2 ${f.ms.toFixed(1)} ms (rate says ` +
@@ -125,7 +136,6 @@ Deno.test({
       ok(near(s), "shaped all-to-alls off the rate");
       ok(u.ms < 0.5 * s.ms, "the shaped run is not slower than the unshaped one");
       ok(near(f), "re-shaped all-to-alls off the rate");
-      // Unshaped, the group moves these bytes in well under half their time at the rate.
       ok(gs.ms < 0.5 * gs.atRateMs, "the dense-gradient group is shaped");
       ok(gf.ms > 0.8 * gf.atRateMs, "gradients on the link are not shaped");
 
