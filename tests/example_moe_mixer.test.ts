@@ -13,15 +13,7 @@ import { setupBackend } from "../models/backend.ts";
 import { createModel, disposeModel, trainStep } from "../models/model.ts";
 import type { MoeVariant } from "../models/moe_layer.ts";
 import { explainOverlap, OverlapScheduler } from "../models/scheduler.ts";
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += a[i] ** 2;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
+import { relErr } from "./helpers/numeric.ts";
 
 const ROWS = 2, SIZE = 2;
 

@@ -20,6 +20,7 @@ import {
   type StepResult,
   trainStep,
 } from "../models/model.ts";
+import { relErr } from "./helpers/numeric.ts";
 
 const TINY: Partial<ModelConfig> = {
   ...TINY_MODEL,
@@ -42,15 +43,6 @@ function shard(batch: Batch, rank: number, size: number): Batch {
   const rows = batch.rows / size;
   const n = rows * batch.cols;
   return { tokens: batch.tokens.slice(rank * n, (rank + 1) * n), rows, cols: batch.cols };
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += a[i] ** 2;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
 function closeTo(a: number, b: number, what: string) {

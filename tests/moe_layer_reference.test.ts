@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setupBackend } from "../models/backend.ts";
 import type { Combiner } from "../models/config.ts";
 import { runLocal } from "../models/execute.ts";
-import { moeLayer, type MoeVariant } from "../models/moe_layer.ts";
+import { moeLayer, type MoeLayerOptions, type MoeVariant } from "../models/moe_layer.ts";
 import { computeStep, type RunContext } from "../models/steps.ts";
 
 const B = 2, T = 5, C = 8, HID = 12, E = 4, S = B * T;
@@ -116,8 +116,9 @@ function reference(
 
 // ---- The layer, run by the step machinery on the same parameters.
 
-function layerBlock(variant: MoeVariant, combiner: Combiner, P: Params) {
-  const layer = moeLayer({
+/** The layer under test: input `A`, tap `T`, output `H`. */
+function layerOptions(variant: MoeVariant, combiner: Combiner): MoeLayerOptions {
+  return {
     name: "moe",
     variant,
     combiner,
@@ -127,8 +128,11 @@ function layerBlock(variant: MoeVariant, combiner: Combiner, P: Params) {
     dim: C,
     hidden: HID,
     experts: E,
-    evalCapacityFactor: E, // nothing drops
-  });
+  };
+}
+
+function layerBlock(variant: MoeVariant, combiner: Combiner, P: Params) {
+  const layer = moeLayer({ ...layerOptions(variant, combiner), evalCapacityFactor: E }); // nothing drops
   const inputs = computeStep({
     name: "inputs",
     inputs: {},
@@ -175,17 +179,7 @@ await setupBackend("cpu");
 
 for (const [variant, combiner] of CASES) {
   Deno.test(`moe layer: ${variant}${variant === "scmoe" ? ` ${combiner}` : ""} equals the paper's equations`, () => {
-    const specs = moeLayer({
-      name: "moe",
-      variant,
-      combiner,
-      input: "A",
-      tap: "T",
-      output: "H",
-      dim: C,
-      hidden: HID,
-      experts: E,
-    }).params;
+    const specs = moeLayer(layerOptions(variant, combiner)).params;
     // Every parameter random (the combiner's and the norms' too), and the inputs A and T.
     let seed = 1;
     const P: Params = new Map(
