@@ -36,10 +36,16 @@ Deno.test("memory: a shaped link delays an all-to-all by its transfer time", asy
   const bw = 50e6; // 50 MB/s per rank egress
   const group = createMemoryGroup(3, { link: { bandwidthBytesPerS: bw, latencyS: 0.002 } });
   const part = 1 << 20; // 1 MiB per peer, 2 MiB per rank egress: 42 ms + 2 ms
-  const t0 = performance.now();
-  await onAll(group, (c) => c.alltoallv([0, 1, 2].map(() => new Float32Array(part / 4))));
-  const ms = performance.now() - t0;
   const expect = (2 * part / bw) * 1e3 + 2;
+  const timed = async () => {
+    const t0 = performance.now();
+    await onAll(group, (c) => c.alltoallv([0, 1, 2].map(() => new Float32Array(part / 4))));
+    return performance.now() - t0;
+  };
+  // Never faster than the link; a busy machine can make one call late, so the fastest of up
+  // to three is held to the upper bound.
+  let ms = await timed();
+  for (let tries = 1; tries < 3 && ms >= expect + 40; tries++) ms = Math.min(ms, await timed());
   ok(ms >= expect * 0.95 && ms < expect + 40, `took ${ms} ms, link says ${expect} ms`);
 });
 

@@ -100,14 +100,21 @@ Deno.test({
           gradLink: null,
         }),
       );
-      const unshaped = only(await ranks.run([CASE], { gradLink: null }));
+      let unshaped = only(await ranks.run([CASE], { gradLink: null }));
       // Re-shaped at twice the rate, the dense gradients on the link too.
       const faster = only(
         await ranks.run([CASE], { link: { bandwidthBytesPerS: 2 * RATE, latencyS: 0 } }),
       );
       pids = await pidsIn(ranks.namespaces);
 
-      const s = a2a(shaped, RATE), u = a2a(unshaped, RATE), f = a2a(faster, 2 * RATE);
+      const s = a2a(shaped, RATE), f = a2a(faster, 2 * RATE);
+      let u = a2a(unshaped, RATE);
+      // Unshaped, the all-to-alls take well under half the shaped time; a busy machine can slow
+      // one run past that, so it is taken again (a shaped path could never pass).
+      for (let tries = 1; tries < 3 && !(u.ms < 0.5 * s.ms); tries++) {
+        unshaped = only(await ranks.run([CASE], { gradLink: null }));
+        u = a2a(unshaped, RATE);
+      }
       const gf = grads(faster, 2 * RATE);
       let gs = grads(shaped, RATE);
       // Unshaped, the group moves these bytes in well under half their time at the rate; a busy
