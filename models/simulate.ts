@@ -1,0 +1,594 @@
+/**
+ * The simulator: a model's own step program, in the order the overlap
+ * scheduler plans it, replayed on a clock instead of a device. It answers
+ * "what will ScMoE give on my cluster, at my expert-parallel size?" before
+ * the run is paid for.
+ *
+ * - The program is the network's (`gpt(cfg).program`, or yours), planned by
+ *   an {@linkcode OverlapScheduler} with its own rules: `serialOrder`, the
+ *   gate windows, `chooseSlot` for each pass, `chooseChunks` where the
+ *   exchanges outlast the window (then the faster of that count and one, as
+ *   its measured trial keeps), all fed modelled times
+ *   ({@linkcode OverlapScheduler.decide}).
+ * - A compute step takes its cost (`cost.ts`: matmul FLOPs, element-wise
+ *   bytes, kernels, tanh elements, host reads, written next to each step) at
+ *   the device's rates (`hardware.ts`); its backward takes the device's
+ *   `backwardFactor` times that.
+ * - The steps run as `execute.ts` runs them: one compute stream per rank; an
+ *   exchange is issued on it (a host read of the payload where the device
+ *   sends from the host) and moves on one communication stream, in issue
+ *   order, taking `alltoallS` of the topology over the expert-parallel
+ *   ranks; the first step that reads its result waits for it (at once, in a
+ *   schedule without overlap). The backward walks `plan.backward`, each
+ *   gradient exchange issued as soon as its gradient is complete.
+ * - The dense gradients are all-reduced over every rank (`ep * dp`) bucket
+ *   by bucket (`bucketOf` of `grad_sync.ts`) as soon as the backward has
+ *   completed a bucket, on a second stream; with `dp > 1` each expert's
+ *   gradients too, over its `dp` replicas. The step ends when the compute
+ *   and both streams are done (and, with `optimizer`, after AdamW's update).
+ * - All ranks are alike (balanced routing, no skew): one rank's clock is the
+ *   group's.
+ *
+ * The replay records {@linkcode TimedOp}s as a real run does, so the figures
+ * come from the same `blockFigures` as measured ones: compute, the
+ * all-to-alls in flight, the time the compute waited on them (exposed),
+ * the hidden fraction.
+ *
+ * @module
+ */
+
+import { type ModelConfig, resolveConfig } from "./config.ts";
+import { NO_COST, type StepCost, type StepShape } from "./cost.ts";
+import { gpt } from "./gpt.ts";
+import { bucketOf } from "./grad_sync.ts";
+import { allreduceS, alltoallS, type DeviceRates, type Hardware } from "./hardware.ts";
+import { blockFigures, type BlockOverlap, type TimedOp } from "./overlap_report.ts";
+import {
+  type GateWindow,
+  OverlapScheduler,
+  type ScheduledProgram,
+  type ScheduleOptions,
+  serialOrder,
+  type WindowTimes,
+} from "./scheduler.ts";
+import type { ExchangeStep, Network, Step } from "./steps.ts";
+
+/** What is simulated besides the model: the hardware, the layout and the batch. */
+export interface SimSetup {
+  /** The hardware (a preset of `HARDWARE`, or your own). */
+  hardware: Hardware;
+  /** Expert-parallel ranks N: every MoE layer's experts are spread over them. */
+  ep: number;
+  /** Data-parallel replicas of the expert-parallel group (default 1): `ep * dp` ranks in all. */
+  dp?: number;
+  /** Sequences per rank and step, B. */
+  batch: number;
+  /** Tokens per sequence, T. */
+  seq: number;
+  /** Rows per routed choice relative to a balanced route (default 1; see `StepShape`). */
+  rowsPerChoice?: number;
+  /** Routed choices per token for the cost, instead of each layer's own (see `StepShape`). */
+  routedK?: number;
+  /** Add AdamW's update to the training step (default false: forward, backward, all-reduce). */
+  optimizer?: boolean;
+  /** Share of a device each rank computes with (default 1; below 1 when ranks share cores). */
+  computeShare?: number;
+  /** Bytes per gradient element in the all-reduce (default 4: float32 gradients). */
+  gradBytes?: number;
+}
+
+/** One simulated run (a training step or a forward pass) of one rank. */
+export interface SimPass {
+  /** Wall time of the step. */
+  stepMs: number;
+  /** Compute on the compute stream (forward, backward, optimizer). */
+  computeMs: number;
+  /** All-to-alls in flight (the union of their intervals). */
+  commMs: number;
+  /** Compute waiting on an all-to-all in flight. */
+  exposedMs: number;
+  /** `commMs - exposedMs`. */
+  hiddenMs: number;
+  /** `1 - exposed / comm` (0 without communication). */
+  hiddenFraction: number;
+  /** Gradient all-reduces in flight (their stream's busy time). */
+  allreduceMs: number;
+  /** Compute waiting on the gradient all-reduces at the end of the step. */
+  allreduceExposedMs: number;
+  /** AdamW's update (0 unless `optimizer`). */
+  optimizerMs: number;
+  /** Model FLOPs of the step on this rank: forward matmuls, 3x in training (forward and backward). */
+  modelFlops: number;
+  /** Model FLOP utilisation: `modelFlops / stepMs` over the device's matmul rate. */
+  mfu: number;
+  /** Per MoE block, as `blockFigures` gives measured ones. */
+  blocks: BlockOverlap[];
+  /** The timed ops of the replay (a Chrome trace of it: `chromeTrace` of `trace.ts`). */
+  ops: TimedOp[];
+  /** The plan that was replayed. */
+  plan: ScheduledProgram;
+  /** The scheduler's decisions on the modelled times. */
+  decisions: string[];
+  /** Compute steps without a cost estimate (counted as free). */
+  uncosted: string[];
+}
+
+/** The shapes of one rank's step in a setup. */
+export function stepShape(setup: SimSetup, training: boolean): StepShape {
+  return {
+    batch: setup.batch,
+    seq: setup.seq,
+    tokens: setup.batch * setup.seq,
+    ranks: setup.ep,
+    training,
+    bytesPerElement: setup.hardware.device.bytesPerElement,
+    rowsPerChoice: setup.rowsPerChoice ?? 1,
+    ...(setup.routedK ? { routedK: setup.routedK } : {}),
+  };
+}
+
+/** Seconds of one forward step of cost `c` on device `d` with `share` of it. */
+export function computeS(c: StepCost, d: DeviceRates, share = 1): number {
+  const ew = 1 / d.fusion;
+  const host = c.hostBytes ? d.hostReadS + c.hostBytes / d.hostBytesPerS : 0;
+  return (c.flops / d.matmulFlopsPerS + (c.bytes * ew) / d.memoryBytesPerS +
+    (c.tanh ?? 0) / d.tanhPerS + c.kernels * ew * d.kernelS + host) / share;
+}
+
+function isExchange(s: Step): s is ExchangeStep {
+  return s.kind === "dispatch" || s.kind === "combine";
+}
+
+/** The costs and durations of a program's steps in a setup. */
+class Timing {
+  readonly shape: StepShape;
+  readonly uncosted = new Set<string>();
+  constructor(readonly setup: SimSetup, training: boolean) {
+    this.shape = stepShape(setup, training);
+  }
+  get device(): DeviceRates {
+    return this.setup.hardware.device;
+  }
+  cost(s: Step): StepCost {
+    if (isExchange(s)) return NO_COST;
+    if (!s.cost) {
+      if (s.kind === "compute") this.uncosted.add(s.name);
+      return NO_COST;
+    }
+    return s.cost(this.shape);
+  }
+  /** Milliseconds of a compute or route step in a pass. */
+  stepMs(s: Step, phase: "fwd" | "bwd"): number {
+    const c = this.cost(s);
+    const f = phase === "bwd" ? this.device.backwardFactor : 1;
+    const fwd = computeS(phase === "bwd" ? { ...c, hostBytes: 0 } : c, this.device, this.share);
+    return 1e3 * f * fwd;
+  }
+  get share(): number {
+    return this.setup.computeShare ?? 1;
+  }
+  /** Bytes a rank sends in an exchange. */
+  exchangeBytes(s: ExchangeStep): number {
+    return s.cost ? s.cost(this.shape).bytes : 0;
+  }
+  /** Milliseconds of an exchange on the communication stream. */
+  exchangeMs(s: ExchangeStep): number {
+    return 1e3 * alltoallS(this.setup.hardware.topology, this.setup.ep, this.exchangeBytes(s));
+  }
+  /** Milliseconds the compute stream spends issuing an exchange. */
+  issueMs(s: ExchangeStep): number {
+    const d = this.device;
+    if (!d.exchangeViaHost) return 1e3 * d.kernelS / this.share;
+    return 1e3 * (d.hostReadS + this.exchangeBytes(s) / d.hostBytesPerS) / this.share;
+  }
+}
+
+/** A value's readiness: when, and which exchange made it (for the waits). */
+interface Ready {
+  t: number;
+  via?: string;
+}
+
+function later(a: Ready | undefined, b: Ready): Ready {
+  return !a || b.t > a.t ? b : a;
+}
+
+/** The replay of one plan on the clock. */
+function replay(
+  network: Network,
+  plan: ScheduledProgram,
+  timing: Timing,
+  training: boolean,
+): { ops: TimedOp[]; stepMs: number; allreduceMs: number; optimizerMs: number } {
+  const ops: TimedOp[] = [];
+  let tc = 0, tm = 0;
+  const wait = (values: (Ready | undefined)[], phase: "fwd" | "bwd") => {
+    let latest: Ready = { t: tc };
+    for (const r of values) if (r && r.t > latest.t) latest = r;
+    if (latest.t > tc) {
+      if (latest.via) {
+        ops.push({ name: latest.via, kind: "wait", phase, startMs: tc, endMs: latest.t });
+      }
+      tc = latest.t;
+    }
+  };
+  const op = (name: string, phase: "fwd" | "bwd", ms: number) => {
+    ops.push({ name, kind: "op", phase, startMs: tc, endMs: tc + ms });
+    tc += ms;
+  };
+  /** Issues an exchange at `tc`; returns when its result is ready. */
+  const exchange = (s: ExchangeStep, phase: "fwd" | "bwd"): Ready => {
+    op(`${s.name}.send`, phase, timing.issueMs(s));
+    const start = Math.max(tc, tm);
+    tm = start + timing.exchangeMs(s);
+    ops.push({
+      name: s.name,
+      kind: "comm",
+      phase,
+      startMs: tc,
+      endMs: tm,
+      bytes: timing.exchangeBytes(s) * (timing.setup.ep - 1) / timing.setup.ep,
+    });
+    const done = { t: tm, via: s.name };
+    if (!plan.overlap) wait([done], phase);
+    return done;
+  };
+
+  // Forward.
+  const ready = new Map<string, Ready>();
+  for (const s of plan.steps) {
+    if (isExchange(s)) {
+      wait([ready.get(s.input)], "fwd");
+      ready.set(s.output, exchange(s, "fwd"));
+      continue;
+    }
+    wait(s.inputs.map((v) => ready.get(v)), "fwd");
+    op(s.kind === "route" ? `${s.name}.route` : s.name, "fwd", timing.stepMs(s, "fwd"));
+    if (s.kind === "compute") { for (const v of s.outputs) ready.set(v, { t: tc }); }
+  }
+  if (!training) {
+    wait([{ t: tm }], "fwd");
+    return { ops, stepMs: tc, allreduceMs: 0, optimizerMs: 0 };
+  }
+
+  // Backward.
+  const grads = new Map<string, Ready>([["loss", { t: tc }]]);
+  const doneAt = new Map<string, number>();
+  for (const s of plan.backward) {
+    if (s.kind === "route") continue;
+    if (isExchange(s)) {
+      wait([grads.get(s.output) ?? { t: tc }], "bwd");
+      grads.set(s.input, later(grads.get(s.input), exchange(s, "bwd")));
+      continue;
+    }
+    const pending = s.outputs.map((v) => grads.get(v)).filter((g) => g !== undefined);
+    if (pending.length === 0) continue;
+    wait(pending, "bwd");
+    op(s.name, "bwd", timing.stepMs(s, "bwd"));
+    doneAt.set(s.name, tc);
+    for (const v of s.inputs) grads.set(v, later(grads.get(v), { t: tc }));
+  }
+
+  // Gradient all-reduces, bucket by bucket, as soon as each bucket is complete.
+  const ar = allreduces(network, plan, timing, doneAt);
+  let tr = 0;
+  for (const b of ar.sort((x, y) => x.readyMs - y.readyMs)) {
+    const start = Math.max(b.readyMs, tr);
+    tr = start + b.ms;
+    ops.push({
+      name: `grads.allreduce.${b.name}`,
+      kind: "comm",
+      phase: "bwd",
+      startMs: start,
+      endMs: tr,
+    });
+  }
+  const allreduceMs = ar.reduce((a, b) => a + b.ms, 0);
+  if (tr > tc) {
+    ops.push({ name: "grads.allreduce", kind: "wait", phase: "bwd", startMs: tc, endMs: tr });
+    tc = tr;
+  }
+  tc = Math.max(tc, tm);
+  let optimizerMs = 0;
+  if (timing.setup.optimizer) {
+    optimizerMs = 1e3 * computeS(adamWCost(network, timing.setup), timing.device, timing.share);
+    op("optimizer", "bwd", optimizerMs);
+  }
+  return { ops, stepMs: tc, allreduceMs, optimizerMs };
+}
+
+/** One rank's parameters: dense ones, and the experts it holds (`E / ep` of each layer). */
+function localParams(
+  network: Network,
+  ep: number,
+): { dense: number; experts: number; tensors: number } {
+  let dense = 0, experts = 0, tensors = 0;
+  for (const p of network.params) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    if (p.expert === undefined) {
+      dense += n;
+      tensors++;
+    } else {
+      experts += n / ep;
+      tensors += 1 / ep;
+    }
+  }
+  return { dense, experts, tensors };
+}
+
+/** AdamW's update of every local parameter (`optimizer.ts`: about 15 element-wise kernels each). */
+function adamWCost(network: Network, setup: SimSetup): StepCost {
+  const { dense, experts, tensors } = localParams(network, setup.ep);
+  return { flops: 0, bytes: 2 * 4 * 15 * (dense + experts), kernels: 15 * tensors };
+}
+
+/**
+ * The gradient all-reduces of a training step: one per dense bucket over
+ * all `ep * dp` ranks, and (with `dp > 1`) one per MoE layer's local experts
+ * over their replicas, each with the time its last gradient is complete. A
+ * parameter's gradient is complete when the backward of the last step that
+ * uses it is done; the step is the one named by the longest dotted prefix of
+ * the parameter's name (`blocks.0.attn` for `blocks.0.attn.wqkv`, the
+ * steps under `blocks.0` for `blocks.0.ln1.g`, every step for `wte`).
+ */
+function allreduces(
+  network: Network,
+  plan: ScheduledProgram,
+  timing: Timing,
+  doneAt: Map<string, number>,
+): { name: string; readyMs: number; ms: number }[] {
+  const { topology } = timing.setup.hardware;
+  const ep = timing.setup.ep, dp = timing.setup.dp ?? 1;
+  const gradBytes = timing.setup.gradBytes ?? 4;
+  const steps = [...doneAt.keys()];
+  const readyOf = (param: string): number => {
+    const parts = param.split(".");
+    for (let n = parts.length; n > 0; n--) {
+      const prefix = parts.slice(0, n).join(".");
+      const users = steps.filter((s) => s === prefix || s.startsWith(`${prefix}.`));
+      if (users.length) return Math.max(...users.map((s) => doneAt.get(s)!));
+    }
+    return Math.max(0, ...doneAt.values());
+  };
+  const buckets = new Map<string, { readyMs: number; bytes: number; experts: boolean }>();
+  const add = (name: string, readyMs: number, bytes: number, experts: boolean) => {
+    const b = buckets.get(name) ?? { readyMs: 0, bytes: 0, experts };
+    buckets.set(name, { readyMs: Math.max(b.readyMs, readyMs), bytes: b.bytes + bytes, experts });
+  };
+  for (const p of network.params) {
+    const n = p.shape.reduce((a, b) => a * b, 1) * gradBytes;
+    if (p.expert === undefined) add(bucketOf(p.name), readyOf(p.name), n, false);
+    else if (dp > 1) {
+      const layer = plan.windows.find((w) => p.name.startsWith(`${w.layer}.`))?.layer ?? "experts";
+      add(`${layer}.experts`, readyOf(p.name), n / ep, true);
+    }
+  }
+  return [...buckets].map(([name, b]) => ({
+    name,
+    readyMs: b.readyMs,
+    ms: 1e3 *
+      (b.experts ? allreduceS(topology, dp, b.bytes, ep) : allreduceS(topology, ep * dp, b.bytes)),
+  }));
+}
+
+/** The modelled times of one gate's window in both passes, for the scheduler's decisions. */
+function windowTimes(
+  serial: Step[],
+  window: GateWindow,
+  timing: Timing,
+): { forward: WindowTimes; backward: WindowTimes | null } {
+  const byName = new Map(serial.map((s) => [s.name, s]));
+  const chain = serial.filter((s) =>
+    (isExchange(s) && s.route === window.gate) || s.moe?.gate === window.gate
+  );
+  const ms = (kind: "dispatch" | "combine") =>
+    chain.filter((s): s is ExchangeStep => s.kind === kind).reduce(
+      (a, s) => a + timing.exchangeMs(s),
+      0,
+    );
+  const experts = (phase: "fwd" | "bwd") =>
+    chain.filter((s) => s.moe?.role === "experts").reduce((a, s) => a + timing.stepMs(s, phase), 0);
+  const backbone = (phase: "fwd" | "bwd") =>
+    window.ops.map((n) => timing.stepMs(byName.get(n)!, phase));
+  return {
+    forward: {
+      backbone: backbone("fwd"),
+      dispatchMs: ms("dispatch"),
+      expertMs: experts("fwd"),
+      combineMs: ms("combine"),
+    },
+    backward: timing.shape.training
+      ? {
+        backbone: backbone("bwd").reverse(),
+        dispatchMs: ms("combine"),
+        expertMs: experts("bwd"),
+        combineMs: ms("dispatch"),
+      }
+      : null,
+  };
+}
+
+/**
+ * Simulates one run of a network (a training step, or with `training:
+ * false` a forward pass) on the setup, scheduled by a scheduler of
+ * `schedule`'s options deciding on modelled times.
+ *
+ * @example
+ * ```ts
+ * import { simulateNetwork } from "./simulate.ts";
+ * import { HARDWARE } from "./hardware.ts";
+ * import { gpt } from "./gpt.ts";
+ * import { resolveConfig } from "./config.ts";
+ * const net = gpt(resolveConfig({ variant: "scmoe", pos: 2, nExperts: 8 }));
+ * const setup = { hardware: HARDWARE["a30-pcie"], ep: 8, batch: 8, seq: 64 };
+ * const pass = simulateNetwork(net, setup, {}, { training: true });
+ * pass.stepMs > pass.computeMs; // the step also waits on the gradient all-reduce
+ * ```
+ */
+export function simulateNetwork(
+  network: Network,
+  setup: SimSetup,
+  schedule: Omit<ScheduleOptions, "log"> = {},
+  opts: { training?: boolean } = {},
+): SimPass {
+  const training = opts.training ?? true;
+  const program = network.program(training);
+  const timing = new Timing(setup, training);
+  const serial = serialOrder(program);
+  const planned = (chunks?: Record<string, number>) => {
+    const scheduler = new OverlapScheduler(schedule);
+    const decisions = scheduler.decide(program, (w) => windowTimes(serial, w, timing), chunks);
+    const plan = scheduler.plan(program);
+    return { plan, decisions, run: replay(network, plan, timing, training) };
+  };
+  let best = planned();
+  // The measured trial's stand-in: a modelled chunk count is kept only if it beats one chunk.
+  const chunked = Object.entries(best.plan.chunks).filter(([, c]) => c > 1);
+  if (chunked.length && typeof schedule.chunks !== "number") {
+    const one = planned(Object.fromEntries(chunked.map(([g]) => [g, 1])));
+    if (one.run.stepMs < best.run.stepMs) {
+      one.decisions.push(
+        `pipelining kept off: 1 chunk ${one.run.stepMs.toFixed(2)} ms, ` +
+          `modelled chunks ${best.run.stepMs.toFixed(2)} ms`,
+      );
+      best = one;
+    }
+  }
+  return figures(best.run, best.plan, best.decisions, timing, training);
+}
+
+function figures(
+  run: ReturnType<typeof replay>,
+  plan: ScheduledProgram,
+  decisions: string[],
+  timing: Timing,
+  training: boolean,
+): SimPass {
+  const { ops } = run;
+  const a2a = ops.filter((o) => o.kind === "comm" && !o.name.startsWith("grads."));
+  const exchanges = new Set(a2a.map((o) => o.name));
+  const computeMs = ops.filter((o) => o.kind === "op").reduce((a, o) => a + o.endMs - o.startMs, 0);
+  const commMs = union(a2a);
+  const exposedMs = ops.filter((o) => o.kind === "wait" && exchanges.has(o.name))
+    .reduce((a, o) => a + o.endMs - o.startMs, 0);
+  const allreduceExposedMs = ops.filter((o) => o.kind === "wait" && o.name === "grads.allreduce")
+    .reduce((a, o) => a + o.endMs - o.startMs, 0);
+  const fwdFlops = plan.steps.reduce((a, s) => a + timing.cost(s).flops, 0);
+  const modelFlops = (training ? 3 : 1) * fwdFlops;
+  return {
+    stepMs: run.stepMs,
+    computeMs,
+    commMs,
+    exposedMs,
+    hiddenMs: commMs - exposedMs,
+    hiddenFraction: commMs > 0 ? 1 - exposedMs / commMs : 0,
+    allreduceMs: run.allreduceMs,
+    allreduceExposedMs,
+    optimizerMs: run.optimizerMs,
+    modelFlops,
+    mfu: run.stepMs > 0 ? modelFlops / (run.stepMs / 1e3) / timing.device.matmulFlopsPerS : 0,
+    blocks: blockFigures(ops, plan.layout),
+    ops,
+    plan,
+    decisions,
+    uncosted: [...timing.uncosted],
+  };
+}
+
+/** Time covered by at least one of `ops`. */
+function union(ops: TimedOp[]): number {
+  let total = 0, end = -Infinity;
+  for (const o of [...ops].sort((a, b) => a.startMs - b.startMs)) {
+    total += Math.max(0, o.endMs - Math.max(o.startMs, end));
+    end = Math.max(end, o.endMs);
+  }
+  return total;
+}
+
+/** A variant to simulate: a name, the model's changes and the schedule. */
+export interface SimVariant {
+  /** Its name in the results, e.g. `scmoe-pos2`. */
+  name: string;
+  /** What it changes in the model. */
+  model: Partial<ModelConfig>;
+  /** Its schedule's options. */
+  schedule: Omit<ScheduleOptions, "log">;
+}
+
+/**
+ * The variants compared, as the benchmarks compare them: top-1, the shared
+ * expert, ScMoE Pos-1/2/3, DGMoE, top-2 pipelined (Tutel-style, chunks where
+ * they pay) and top-2 (standard expert parallelism, no overlap: the
+ * baseline of every speed-up), last.
+ */
+export const SIM_VARIANTS: readonly SimVariant[] = [
+  { name: "top1", model: { variant: "top1" }, schedule: {} },
+  { name: "se", model: { variant: "se" }, schedule: {} },
+  { name: "scmoe-pos1", model: { variant: "scmoe", pos: 1 }, schedule: {} },
+  { name: "scmoe-pos2", model: { variant: "scmoe", pos: 2 }, schedule: {} },
+  { name: "scmoe-pos3", model: { variant: "scmoe", pos: 3 }, schedule: {} },
+  { name: "dgmoe", model: { variant: "dgmoe" }, schedule: {} },
+  { name: "top2-pipelined", model: { variant: "top2" }, schedule: { chunks: "auto" } },
+  { name: "top2", model: { variant: "top2" }, schedule: { overlap: false } },
+];
+
+/** One variant simulated: its training step and its forward pass, and their speed-ups. */
+export interface SimResult {
+  /** The variant. */
+  variant: string;
+  /** The training step. */
+  train: SimPass;
+  /** The forward pass (inference). */
+  infer: SimPass;
+  /** top-2's training step time over this variant's. */
+  trainSpeedup: number;
+  /** top-2's forward time over this variant's. */
+  inferSpeedup: number;
+}
+
+/**
+ * The experts of a model at `ep` ranks: at least one per rank, a multiple of
+ * `ep` (rank r holds `E / ep` of each layer).
+ */
+export function expertsAt(experts: number, ep: number): number {
+  return ep * Math.ceil(Math.max(experts, ep) / ep);
+}
+
+/**
+ * Every variant of `variants` (default {@linkcode SIM_VARIANTS}) on a GPT
+ * of `model`'s shape, with speed-ups over the one named `top2`. The model's
+ * experts become {@linkcode expertsAt} the setup's `ep`.
+ *
+ * @example
+ * ```ts
+ * import { simulateVariants } from "./simulate.ts";
+ * import { HARDWARE } from "./hardware.ts";
+ * const results = simulateVariants(
+ *   { nLayer: 4, nEmbd: 256, nHead: 4, nExperts: 8, blockSize: 256 },
+ *   { hardware: HARDWARE["a30-pcie"], ep: 8, batch: 8, seq: 256 },
+ * );
+ * results.find((r) => r.variant === "scmoe-pos2")!.trainSpeedup > 1; // true
+ * ```
+ */
+export function simulateVariants(
+  model: Partial<ModelConfig>,
+  setup: SimSetup,
+  variants: readonly SimVariant[] = SIM_VARIANTS,
+): SimResult[] {
+  const experts = expertsAt(model.nExperts ?? 4, setup.ep);
+  const runs = variants.map((v) => {
+    const cfg = resolveConfig({ ...model, ...v.model, nExperts: experts });
+    const net = gpt(cfg);
+    return {
+      variant: v.name,
+      train: simulateNetwork(net, setup, v.schedule, { training: true }),
+      infer: simulateNetwork(net, setup, v.schedule, { training: false }),
+    };
+  });
+  const base = runs.find((r) => r.variant === "top2");
+  return runs.map((r) => ({
+    ...r,
+    trainSpeedup: base ? base.train.stepMs / r.train.stepMs : NaN,
+    inferSpeedup: base ? base.infer.stepMs / r.infer.stepMs : NaN,
+  }));
+}
