@@ -16,6 +16,7 @@ import {
   QUALITY_COMMAND,
   REPORT_COMMAND,
   SCENARIOS_COMMAND,
+  SIMULATE_COMMAND,
   SOAK_COMMAND,
 } from "./commands.ts";
 
@@ -55,6 +56,10 @@ export const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     async () => (await import("./scenarios.ts")).runScenariosBench,
   ),
   report: benchmark(REPORT_COMMAND, async () => (await import("./report.ts")).runReportBench),
+  simulate: benchmark(
+    SIMULATE_COMMAND,
+    async () => (await import("./simulate.ts")).runSimulateBench,
+  ),
   faults: benchmark(FAULTS_COMMAND, async () => (await import("./faults.ts")).runFaultsBench),
   soak: benchmark(SOAK_COMMAND, async () => (await import("./soak.ts")).runSoakBench),
 };

@@ -10,6 +10,8 @@
  *
  * - `flops`: matrix-multiply FLOPs (2 per multiply-add), the part a device's
  *   matmul rate (tensor cores) applies to;
+ * - `batchedFlops`: FLOPs of the many small matrix multiplies of attention's
+ *   heads (`Q K^T`, `softmax(.) V`), which reach a lower rate;
  * - `bytes`: memory traffic of every other kernel (element-wise ops, norms,
  *   softmax, gathers), each reading its inputs and writing its output once;
  * - `kernels`: kernels launched, each paying the device's per-kernel
@@ -56,10 +58,14 @@ export interface StepShape {
 export interface StepCost {
   /** Matrix-multiply FLOPs. */
   flops: number;
+  /** FLOPs of attention's per-head (batched, small) matrix multiplies. */
+  batchedFlops?: number;
   /** Memory traffic of the other kernels, in bytes. */
   bytes: number;
   /** Kernels launched. */
   kernels: number;
+  /** Memory traffic of gathers, transposes, concats and slices, in bytes. */
+  copyBytes?: number;
   /** Elements through tanh (GELU's). */
   tanh?: number;
   /** Bytes read back to the host (routing scores). */
@@ -78,31 +84,35 @@ export type CostFn = (shape: StepShape) => StepCost;
 /** The cost of nothing. */
 export const NO_COST: StepCost = { flops: 0, bytes: 0, kernels: 0 };
 
+const OPTIONAL = ["batchedFlops", "copyBytes", "tanh", "hostBytes"] as const;
+
 /** Adds costs. */
 export function addCosts(...parts: StepCost[]): StepCost {
-  return parts.reduce((a, b) => ({
-    flops: a.flops + b.flops,
-    bytes: a.bytes + b.bytes,
-    kernels: a.kernels + b.kernels,
-    tanh: (a.tanh ?? 0) + (b.tanh ?? 0),
-    hostBytes: (a.hostBytes ?? 0) + (b.hostBytes ?? 0),
-  }), { ...NO_COST, tanh: 0, hostBytes: 0 });
+  const out: StepCost = { flops: 0, bytes: 0, kernels: 0 };
+  for (const p of parts) {
+    out.flops += p.flops;
+    out.bytes += p.bytes;
+    out.kernels += p.kernels;
+    for (const k of OPTIONAL) if (p[k]) out[k] = (out[k] ?? 0) + p[k]!;
+  }
+  return out;
 }
 
-/** `c` with its FLOPs and bytes scaled by `f` (a chunk of the rows); kernels stay. */
+/** `c` with its work (everything but the kernels) scaled by `f`: a chunk of the rows. */
 export function scaleCost(c: StepCost, f: number): StepCost {
-  return {
-    flops: c.flops * f,
-    bytes: c.bytes * f,
-    kernels: c.kernels,
-    tanh: (c.tanh ?? 0) * f,
-    hostBytes: (c.hostBytes ?? 0) * f,
-  };
+  const out: StepCost = { flops: c.flops * f, bytes: c.bytes * f, kernels: c.kernels };
+  for (const k of OPTIONAL) if (c[k]) out[k] = c[k]! * f;
+  return out;
 }
 
 /** `n` element-wise passes over `elements` elements: each reads one tensor and writes one. */
 export function elementwise(elements: number, passes: number, b: number): StepCost {
   return { flops: 0, bytes: 2 * elements * passes * b, kernels: passes };
+}
+
+/** `n` copying passes (gather, transpose, concat, slice) over `elements` elements. */
+export function copy(elements: number, passes: number, b: number): StepCost {
+  return { flops: 0, bytes: 0, kernels: passes, copyBytes: 2 * elements * passes * b };
 }
 
 /** `x W` of `rows` rows, `[rows, cin] x [cin, cout]`, with a bias add when `bias`. */
@@ -146,12 +156,12 @@ export function attentionCost(B: number, T: number, C: number, nh: number, b: nu
   const S = B * T, scores = B * nh * T * T;
   return addCosts(
     linearCost(S, C, 3 * C, b),
-    elementwise(3 * S * C, 2, b), // split into q, k, v; transpose each
-    { flops: 2 * S * T * C, bytes: 0, kernels: 1 }, // Q K^T
+    copy(3 * S * C, 2, b), // split into q, k, v; transpose each
+    { flops: 0, batchedFlops: 2 * S * T * C, bytes: 0, kernels: 1 }, // Q K^T
     elementwise(scores, 2, b), // scale, mask
     elementwise(scores, 4, b), // softmax
-    { flops: 2 * S * T * C, bytes: 0, kernels: 1 }, // att V
-    elementwise(S * C, 1, b), // transpose back
+    { flops: 0, batchedFlops: 2 * S * T * C, bytes: 0, kernels: 1 }, // att V
+    copy(S * C, 1, b), // transpose back
     linearCost(S, C, C, b),
   );
 }

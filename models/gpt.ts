@@ -23,6 +23,7 @@ import { isMoeBlock, type ModelConfig } from "./config.ts";
 import {
   addCosts,
   attentionCost,
+  copy,
   elementwise,
   ffnCost,
   layerNormCost,
@@ -145,7 +146,11 @@ function embedStep(cfg: ModelConfig): ComputeStep {
       return { h: embed(tokens, p) }; // [B, T, C]
     },
     // gather of the token rows, slice and add of the positions
-    cost: (s: StepShape) => elementwise(s.tokens * cfg.nEmbd, 3, s.bytesPerElement),
+    cost: (s: StepShape) =>
+      addCosts(
+        copy(s.tokens * cfg.nEmbd, 2, s.bytesPerElement),
+        elementwise(s.tokens * cfg.nEmbd, 1, s.bytesPerElement),
+      ),
   });
 }
 

@@ -18,8 +18,12 @@
 export interface DeviceRates {
   /** Matrix-multiply FLOP/s reached in practice (a datasheet peak times an efficiency, or measured). */
   matmulFlopsPerS: number;
+  /** FLOP/s of attention's per-head (batched, small) matrix multiplies. */
+  batchedFlopsPerS: number;
   /** Bytes/s the element-wise kernels move (memory bandwidth reached). */
   memoryBytesPerS: number;
+  /** Bytes/s of gathers, transposes, concats and slices. */
+  copyBytesPerS: number;
   /** Elements/s through tanh beyond the bytes moved (`Infinity`: fused, free). */
   tanhPerS: number;
   /** Seconds each kernel costs besides its work (launch, per-op dispatch). */
@@ -118,11 +122,14 @@ export function alltoallS(t: Topology, ranks: number, bytesPerRank: number): num
 }
 
 /**
- * Seconds of one ring all-reduce of `bytes` over `ranks` ranks that sit
- * `stride` ranks apart (1: consecutive, as an expert-parallel group; the
- * expert-parallel size: one per group, as a data-parallel group of expert
- * replicas): `2 (n - 1) latency + 2 (n - 1) / n * bytes / rate`, at the
- * inter-node rate when the ring leaves a node.
+ * Seconds of one all-reduce of `bytes` over `ranks` ranks that sit `stride`
+ * ranks apart (1: consecutive, as an expert-parallel group; the
+ * expert-parallel size: one per group, as the replicas of an expert), as
+ * NCCL runs it: a ring inside each node and a tree between nodes, so the
+ * fixed cost is `2 (members a node - 1)` intra-node latencies and
+ * `2 ceil(log2 nodes)` inter-node ones; the bytes cross
+ * `2 (n - 1) / n * bytes` at the inter-node rate once the group leaves a
+ * node, else at the intra-node one.
  *
  * @example
  * ```ts
@@ -139,28 +146,38 @@ export function alltoallS(t: Topology, ranks: number, bytesPerRank: number): num
  */
 export function allreduceS(t: Topology, ranks: number, bytes: number, stride = 1): number {
   if (ranks <= 1 || bytes <= 0) return 0;
-  const link = (ranks - 1) * stride + 1 > t.ranksPerNode ? t.inter : t.intra;
-  return 2 * (ranks - 1) * link.latencyS + (2 * (ranks - 1) / ranks) * bytes / link.bytesPerS;
+  const nodes = Math.ceil(((ranks - 1) * stride + 1) / t.ranksPerNode);
+  const inNode = nodes > 1 ? Math.max(1, Math.floor(t.ranksPerNode / stride)) : ranks;
+  const latency = 2 * (inNode - 1) * t.intra.latencyS +
+    (nodes > 1 ? 2 * Math.ceil(Math.log2(nodes)) * t.inter.latencyS : 0);
+  const rate = nodes > 1 ? t.inter.bytesPerS : t.intra.bytesPerS;
+  return latency + (2 * (ranks - 1) / ranks) * bytes / rate;
 }
 
 /**
- * This machine, measured: the rates of tfjs's `wasm` backend on one of its
- * 2 cores (`measureDeviceRates` of `device_rates.ts`, `deno task plan
- * --measure` measures them again), and the link between 2 rank processes over
- * NATS on loopback (the unshaped all-to-alls of `bench/results/tc-full`:
- * 38.08 ms for 4 all-to-alls of 0.532 MB each way, and `bench collectives`'
- * plain publish/subscribe at about 300 MB/s).
+ * This machine, measured: the rates of tfjs's `wasm` backend as a rank of a
+ * 2-rank run on its 2 shared cores computes, fitted (`fitDeviceRates` of
+ * `calibrate.ts`) to the op times of top-2's traced training steps in
+ * `bench/results/tc-full` (`deno task bench simulate --validate-only`
+ * fits them again: `validate/here/fit`); element-wise traffic is folded
+ * into the per-kernel cost at these shapes. The link is 2 rank processes
+ * over NATS on loopback: the unshaped all-to-alls of the same run (38.08 ms
+ * for 4 all-to-alls of 0.532 MB each way) and `bench collectives`' plain
+ * publish/subscribe at about 300 MB/s.
  */
 export const HERE_MEASURED = {
   /** When and how the device rates were measured. */
-  measured: "2026-12-03, measureDeviceRates() on the wasm backend, 2 shared cores",
+  measured: "fitted to bench/results/tc-full's traced top-2 steps (2 ranks, wasm, 2 shared cores)",
   device: {
-    matmulFlopsPerS: 14e9,
-    memoryBytesPerS: 2.0e9,
-    tanhPerS: 50e6,
-    kernelS: 30e-6,
+    matmulFlopsPerS: 14.9e9,
+    batchedFlopsPerS: 5.46e9,
+    memoryBytesPerS: Infinity,
+    copyBytesPerS: 0.286e9,
+    tanhPerS: 30.2e6,
+    kernelS: 227e-6,
     hostBytesPerS: 1.5e9,
     hostReadS: 50e-6,
+    backwardFactor: 2.98,
   },
   /** Loopback NATS between the 2 rank processes (payload bytes/s, fixed cost per all-to-all). */
   link: { bytesPerS: 300e6, latencyS: 7.7e-3 },
@@ -180,7 +197,6 @@ export const HARDWARE: Readonly<Record<string, Hardware>> = {
       ...HERE_MEASURED.device,
       fusion: 1,
       exchangeViaHost: true,
-      backwardFactor: 3,
       bytesPerElement: 4,
     },
     topology: {
@@ -192,7 +208,7 @@ export const HARDWARE: Readonly<Record<string, Hardware>> = {
     sources: [
       `device: measured (${HERE_MEASURED.measured})`,
       "link: measured, NATS on loopback (bench/results/tc-full calibration; bench collectives)",
-      "backward: 3x the forward (this project recomputes each segment's forward in its backward)",
+      "backward: about 3x the forward (this project recomputes each segment's forward in its backward)",
     ],
   },
   "a30-pcie": gpuNode({
@@ -245,6 +261,19 @@ export const HARDWARE: Readonly<Record<string, Hardware>> = {
       "links as h100-ib",
     ],
   }),
+  "h800-ib": gpuNode({
+    name: "h800-ib",
+    summary: "nodes of 8x H800 SXM over NVLink (400 GB/s), one 400 Gb/s InfiniBand NIC per GPU",
+    peakFlops: 989e12,
+    hbm: 3350e9,
+    intra: { bytesPerS: 160e9, latencyS: 20e-6 },
+    inter: { bytesPerS: 45e9, latencyS: 25e-6 },
+    perPeerS: 0.5e-6,
+    sources: [
+      "H800 SXM: H100's compute and HBM3, NVLink cut to 400 GB/s (200 a direction)",
+      "all-to-all inside a node: 160 GB/s (DeepEP's measured 153 of 160); between nodes as h100-ib",
+    ],
+  }),
   "a30-eth25": gpuNode({
     name: "a30-eth25",
     summary: "nodes of 8x A30 over PCIe, one 25 Gb/s Ethernet port per node",
@@ -278,7 +307,9 @@ function gpuNode(spec: GpuNodeSpec): Hardware {
     summary: spec.summary,
     device: {
       matmulFlopsPerS: spec.peakFlops * GPU_MATMUL_EFFICIENCY,
+      batchedFlopsPerS: spec.peakFlops * GPU_MATMUL_EFFICIENCY * 0.7,
       memoryBytesPerS: spec.hbm * GPU_MEMORY_EFFICIENCY,
+      copyBytesPerS: spec.hbm * GPU_MEMORY_EFFICIENCY,
       tanhPerS: Infinity,
       kernelS: 5e-6,
       fusion: 3,
@@ -297,7 +328,8 @@ function gpuNode(spec: GpuNodeSpec): Hardware {
     sources: [
       ...spec.sources,
       `matmul at ${GPU_MATMUL_EFFICIENCY * 100}% of the dense peak and element-wise kernels at ` +
-      `${GPU_MEMORY_EFFICIENCY * 100}% of HBM (assumed; Megatron-class MFU), bf16, ` +
+      `${GPU_MEMORY_EFFICIENCY * 100}% of HBM (assumed; Megatron-class MFU), attention's ` +
+      "per-head matmuls at 70% of that, bf16, " +
       "3 of this project's element-wise kernels fused into one, 5 us a kernel launch",
       "backward: 2x the forward; routing on the device (one 20 us host read a gate)",
     ],

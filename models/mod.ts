@@ -218,8 +218,13 @@ export {
 } from "./hardware.ts";
 export {
   computeS,
+  EP_SWEEP,
   expertsAt,
+  programFlops,
+  SIM_MODEL_NAMES,
+  SIM_MODELS,
   SIM_VARIANTS,
+  type SimModel,
   type SimPass,
   type SimResult,
   type SimSetup,
@@ -227,5 +232,13 @@ export {
   simulateVariants,
   type SimVariant,
   stepShape,
+  sweepEp,
+  type SweepPoint,
 } from "./simulate.ts";
-export { measureDeviceRates, type MeasuredRates, type MeasureOptions } from "./device_rates.ts";
+export {
+  measureDeviceRates,
+  type MeasuredRates,
+  measureMatmulRate,
+  type MeasureOptions,
+} from "./device_rates.ts";
+export { fitDeviceRates, nnls, type OpSample, opSamples, type RateFit } from "./calibrate.ts";

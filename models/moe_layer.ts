@@ -38,6 +38,7 @@ import type { Combiner, Variant } from "./config.ts";
 import { auxLoss, combineRows, decideRoute, gateLogits, gateWeights } from "./gate.ts";
 import {
   addCosts,
+  copy,
   elementwise,
   ffnCost,
   layerNormCost,
@@ -240,7 +241,7 @@ function gateChain(
     cost: (s) =>
       addCosts(
         gateLogitsCost(s, C, E, noise),
-        elementwise(rows(s) * C, 1, s.bytesPerElement), // gather the rows to send
+        copy(rows(s) * C, 1, s.bytesPerElement), // gather the rows to send
         elementwise(s.tokens * E, 6, s.bytesPerElement), // gate weights and aux loss softmaxes
       ),
   }, part("gate", use));
@@ -326,10 +327,10 @@ function expertsStep(
       const R = routedRows(s, use.k), local = Math.max(1, opts.experts / s.ranks);
       const perExpert = ffnCost(R / local, C, opts.expertHidden ?? opts.hidden, s.bytesPerElement);
       return addCosts(
-        elementwise(R * C, 3, s.bytesPerElement), // gather by expert, concat, gather back
+        copy(R * C, 3, s.bytesPerElement), // gather by expert, concat, gather back
         ...Array.from(
           { length: local },
-          () => addCosts(perExpert, elementwise(R / local * C, 1, s.bytesPerElement)),
+          () => addCosts(perExpert, copy(R / local * C, 1, s.bytesPerElement)), // its slice
         ),
       );
     },
@@ -460,7 +461,11 @@ function outputStep(
       const b = s.bytesPerElement, S = s.tokens, C = opts.dim;
       // Per gate use: pad the rows, gather, weight each choice, add them; then the residual adds.
       const combine = (k: number): StepCost =>
-        addCosts(elementwise(routedRows(s, k) * C, 1, b), elementwise(S * C, 3 * k, b));
+        addCosts(
+          copy(routedRows(s, k) * C, 1, b), // pad
+          copy(S * C, 2 * k, b), // per choice: gather its rows, slice its weight
+          elementwise(S * C, k, b), // weight
+        );
       return addCosts(...uses.map((u) => combine(u.k)), elementwise(S * C, 2, b));
     },
   }, part);

@@ -31,7 +31,7 @@
 import type { Communicator } from "../collectives/types.ts";
 import type { BlockLayout, BlockOverlap, TimedOp } from "./overlap_report.ts";
 import { median, sum } from "./stats.ts";
-import { elementwise, scaleCost } from "./cost.ts";
+import { copy, scaleCost } from "./cost.ts";
 import {
   chunkRows,
   type ComputeStep,
@@ -276,7 +276,7 @@ export function pipelineGate(program: Step[], gate: string, chunks: number): Ste
   /** Gathering every row once (split, merge): bytes of the rows the dispatch sends. */
   const gatherRows = dispatch.cost
     ? (s: Parameters<NonNullable<ExchangeStep["cost"]>>[0]) => ({
-      ...elementwise(dispatch.cost!(s).bytes / s.bytesPerElement, 1, s.bytesPerElement),
+      ...copy(dispatch.cost!(s).bytes / s.bytesPerElement, 1, s.bytesPerElement),
       kernels: chunks,
     })
     : undefined;
@@ -791,7 +791,7 @@ export class OverlapScheduler {
       }
       if (g.profile) {
         g.profile = [forward];
-        lines.push(this.#decideChunks(g));
+        lines.push(this.#decideChunks(g).replace(/; measuring .*$/, ")"));
       }
       g.trial = null;
       if (this.overlap && chunks[g.gate] !== undefined) {

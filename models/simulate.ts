@@ -41,7 +41,13 @@ import { type ModelConfig, resolveConfig } from "./config.ts";
 import { NO_COST, type StepCost, type StepShape } from "./cost.ts";
 import { gpt } from "./gpt.ts";
 import { bucketOf } from "./grad_sync.ts";
-import { allreduceS, alltoallS, type DeviceRates, type Hardware } from "./hardware.ts";
+import {
+  allreduceS,
+  alltoallS,
+  type DeviceRates,
+  type Hardware,
+  type Topology,
+} from "./hardware.ts";
 import { blockFigures, type BlockOverlap, type TimedOp } from "./overlap_report.ts";
 import {
   type GateWindow,
@@ -75,6 +81,8 @@ export interface SimSetup {
   computeShare?: number;
   /** Bytes per gradient element in the all-reduce (default 4: float32 gradients). */
   gradBytes?: number;
+  /** The links the gradient all-reduce crosses (default the hardware's topology). */
+  allreduceTopology?: Topology;
 }
 
 /** One simulated run (a training step or a forward pass) of one rank. */
@@ -131,7 +139,8 @@ export function stepShape(setup: SimSetup, training: boolean): StepShape {
 export function computeS(c: StepCost, d: DeviceRates, share = 1): number {
   const ew = 1 / d.fusion;
   const host = c.hostBytes ? d.hostReadS + c.hostBytes / d.hostBytesPerS : 0;
-  return (c.flops / d.matmulFlopsPerS + (c.bytes * ew) / d.memoryBytesPerS +
+  return (c.flops / d.matmulFlopsPerS + (c.batchedFlops ?? 0) / d.batchedFlopsPerS +
+    (c.bytes * ew) / d.memoryBytesPerS + ((c.copyBytes ?? 0) * ew) / d.copyBytesPerS +
     (c.tanh ?? 0) / d.tanhPerS + c.kernels * ew * d.kernelS + host) / share;
 }
 
@@ -337,7 +346,7 @@ function allreduces(
   timing: Timing,
   doneAt: Map<string, number>,
 ): { name: string; readyMs: number; ms: number }[] {
-  const { topology } = timing.setup.hardware;
+  const topology = timing.setup.allreduceTopology ?? timing.setup.hardware.topology;
   const ep = timing.setup.ep, dp = timing.setup.dp ?? 1;
   const gradBytes = timing.setup.gradBytes ?? 4;
   const steps = [...doneAt.keys()];
@@ -434,6 +443,12 @@ export function simulateNetwork(
   const training = opts.training ?? true;
   const program = network.program(training);
   const timing = new Timing(setup, training);
+  // A pipeline stage's fixed cost on this hardware: an all-to-all's latency, unless given.
+  const t = setup.hardware.topology;
+  const latencyS =
+    (setup.ep > t.ranksPerNode ? Math.max(t.intra.latencyS, t.inter.latencyS) : t.intra.latencyS) +
+    t.perPeerS * (setup.ep - 1);
+  schedule = { chunkOverheadMs: 1e3 * latencyS, ...schedule };
   const serial = serialOrder(program);
   const planned = (chunks?: Record<string, number>) => {
     const scheduler = new OverlapScheduler(schedule);
@@ -454,7 +469,7 @@ export function simulateNetwork(
       best = one;
     }
   }
-  return figures(best.run, best.plan, best.decisions, timing, training);
+  return figures(best.run, best.plan, best.decisions, timing);
 }
 
 function figures(
@@ -462,7 +477,6 @@ function figures(
   plan: ScheduledProgram,
   decisions: string[],
   timing: Timing,
-  training: boolean,
 ): SimPass {
   const { ops } = run;
   const a2a = ops.filter((o) => o.kind === "comm" && !o.name.startsWith("grads."));
@@ -473,15 +487,14 @@ function figures(
     .reduce((a, o) => a + o.endMs - o.startMs, 0);
   const allreduceExposedMs = ops.filter((o) => o.kind === "wait" && o.name === "grads.allreduce")
     .reduce((a, o) => a + o.endMs - o.startMs, 0);
-  const fwdFlops = plan.steps.reduce((a, s) => a + timing.cost(s).flops, 0);
-  const modelFlops = (training ? 3 : 1) * fwdFlops;
+  const modelFlops = programFlops(plan.steps, timing.shape);
   return {
     stepMs: run.stepMs,
     computeMs,
     commMs,
     exposedMs,
     hiddenMs: commMs - exposedMs,
-    hiddenFraction: commMs > 0 ? 1 - exposedMs / commMs : 0,
+    hiddenFraction: commMs > 0 ? clean(1 - exposedMs / commMs) : 0,
     allreduceMs: run.allreduceMs,
     allreduceExposedMs,
     optimizerMs: run.optimizerMs,
@@ -495,6 +508,11 @@ function figures(
   };
 }
 
+/** `x` in [0, 1] with rounding noise of sums of times taken out. */
+function clean(x: number): number {
+  return Math.abs(x) < 1e-9 ? 0 : Math.abs(1 - x) < 1e-9 ? 1 : Math.max(0, Math.min(1, x));
+}
+
 /** Time covered by at least one of `ops`. */
 function union(ops: TimedOp[]): number {
   let total = 0, end = -Infinity;
@@ -503,6 +521,31 @@ function union(ops: TimedOp[]): number {
     end = Math.max(end, o.endMs);
   }
   return total;
+}
+
+/**
+ * Model FLOPs of one rank's run of `program` at `shape` from its steps' cost
+ * estimates: the forward's matrix multiplies (dense and attention's), three
+ * times over in training (forward and backward, recomputation not counted).
+ *
+ * @example
+ * ```ts
+ * import { programFlops } from "./simulate.ts";
+ * import { gpt } from "./gpt.ts";
+ * import { resolveConfig } from "./config.ts";
+ * const net = gpt(resolveConfig({ variant: "top2", nLayer: 2 }));
+ * const shape = { batch: 8, seq: 64, tokens: 512, ranks: 2, training: true, bytesPerElement: 4, rowsPerChoice: 1 };
+ * programFlops(net.program(true), shape) > 0; // true
+ * ```
+ */
+export function programFlops(program: Step[], shape: StepShape): number {
+  let fwd = 0;
+  for (const s of program) {
+    if (isExchange(s) || !s.cost) continue;
+    const c = s.cost(shape);
+    fwd += c.flops + (c.batchedFlops ?? 0);
+  }
+  return (shape.training ? 3 : 1) * fwd;
 }
 
 /** A variant to simulate: a name, the model's changes and the schedule. */
@@ -590,5 +633,130 @@ export function simulateVariants(
     ...r,
     trainSpeedup: base ? base.train.stepMs / r.train.stepMs : NaN,
     inferSpeedup: base ? base.infer.stepMs / r.infer.stepMs : NaN,
+  }));
+}
+
+/** A model to simulate: the GPT's shape and one rank's batch. */
+export interface SimModel {
+  /** One line: what it is, and what is assumed. */
+  summary: string;
+  /** The GPT's shape (the variant is each {@linkcode SimVariant}'s). */
+  config: Partial<ModelConfig>;
+  /** Sequences per rank and step. */
+  batch: number;
+  /** Tokens per sequence. */
+  seq: number;
+  /** Routed choices per token for the cost (see `StepShape.routedK`). */
+  routedK?: number;
+}
+
+/**
+ * The models `deno task plan` and `bench simulate` know: this project's
+ * size presets (`tiny`, `small`, `base`, as `deno task train --size`, with
+ * one rank's share of their global batch at 2 ranks), the paper's models
+ * (GPT-2-MoE and GPT-3-MoE-XL; a SwinV2-MoE-S stand-in of its stage-3 shape,
+ * since the simulator replays this project's GPT program) and a
+ * LongCat-Flash-like shape as far as its report publishes it.
+ */
+export const SIM_MODELS: Readonly<Record<string, SimModel>> = {
+  tiny: {
+    summary: "this project's tiny preset: d 64, 4 blocks, 4 experts, 8 x 64 tokens a rank",
+    config: { nEmbd: 64, nLayer: 4, nHead: 4, nExperts: 4, blockSize: 64 },
+    batch: 8,
+    seq: 64,
+  },
+  small: {
+    summary: "this project's small preset: d 128, 6 blocks, 8 experts, 8 x 128 tokens a rank",
+    config: { nEmbd: 128, nLayer: 6, nHead: 4, nExperts: 8, blockSize: 128 },
+    batch: 8,
+    seq: 128,
+  },
+  base: {
+    summary: "this project's base preset: d 256, 8 blocks, 8 experts, 16 x 256 tokens a rank",
+    config: { nEmbd: 256, nLayer: 8, nHead: 8, nExperts: 8, blockSize: 256 },
+    batch: 16,
+    seq: 256,
+  },
+  "gpt2-moe": {
+    summary: "the paper's GPT2-MoE: GPT-2 small (d 768, 12 blocks, 50257 tokens), " +
+      "MoE every 2nd block, 8 experts; 8 x 1024 tokens a GPU (assumed)",
+    config: { nEmbd: 768, nLayer: 12, nHead: 12, nExperts: 8, blockSize: 1024, vocabSize: 50257 },
+    batch: 8,
+    seq: 1024,
+  },
+  "swinv2-moe-s": {
+    summary: "a stand-in of the paper's SwinV2-MoE-S: its stage 3 (d 384, 18 blocks, " +
+      "12 heads, 12x12-token windows as sequences), 8 experts; 128 images a GPU (assumed)",
+    config: { nEmbd: 384, nLayer: 18, nHead: 12, nExperts: 8, blockSize: 144, vocabSize: 1000 },
+    batch: 128,
+    seq: 144,
+  },
+  "gpt3-moe-xl": {
+    summary: "the paper's GPT3-MoE-XL: d 2048, 24 blocks, 16 heads, MoE every 2nd block, " +
+      "8 experts; 4 x 2048 tokens a GPU (assumed)",
+    config: { nEmbd: 2048, nLayer: 24, nHead: 16, nExperts: 8, blockSize: 2048, vocabSize: 50257 },
+    batch: 4,
+    seq: 2048,
+  },
+  "longcat-flash": {
+    summary: "LongCat-Flash-like (report): 28 layers as 28 block pairs, d 6144, dense FFN " +
+      "12288, 512 experts of 2048, 12 routed a token, 64 heads (MLA as MHA); 1 x 8192 tokens a GPU (assumed)",
+    config: {
+      nEmbd: 6144,
+      nLayer: 56,
+      nHead: 64,
+      hidden: 12288,
+      expertHidden: 2048,
+      nExperts: 512,
+      blockSize: 8192,
+      vocabSize: 131072,
+    },
+    batch: 1,
+    seq: 8192,
+    routedK: 12,
+  },
+};
+
+/** The model names of {@linkcode SIM_MODELS}. */
+export const SIM_MODEL_NAMES: readonly string[] = Object.keys(SIM_MODELS);
+
+/** Expert-parallel sizes of a sweep: 2, 4, ..., 1024. */
+export const EP_SWEEP: readonly number[] = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/** One expert-parallel size of a sweep: every variant simulated there. */
+export interface SweepPoint {
+  /** Expert-parallel ranks. */
+  ep: number;
+  /** Every variant at that size. */
+  results: SimResult[];
+}
+
+/**
+ * A model on a hardware at each expert-parallel size of `eps` (default
+ * {@linkcode EP_SWEEP}): what `deno task plan` tabulates and charts.
+ *
+ * @example
+ * ```ts
+ * import { HARDWARE } from "./hardware.ts";
+ * import { SIM_MODELS, sweepEp } from "./simulate.ts";
+ * const points = sweepEp(SIM_MODELS.tiny, HARDWARE["h100-ib"], { eps: [8, 16] });
+ * points.map((p) => p.ep); // [8, 16]
+ * ```
+ */
+export function sweepEp(
+  model: SimModel,
+  hardware: Hardware,
+  opts: { eps?: readonly number[]; dp?: number; variants?: readonly SimVariant[] } = {},
+): SweepPoint[] {
+  return (opts.eps ?? EP_SWEEP).map((ep) => ({
+    ep,
+    results: simulateVariants(model.config, {
+      hardware,
+      ep,
+      dp: opts.dp,
+      batch: model.batch,
+      seq: model.seq,
+      routedK: model.routedK,
+    }, opts.variants),
   }));
 }
