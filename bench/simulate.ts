@@ -25,11 +25,16 @@ import { SIM_MODEL_NAMES, SIM_MODELS, simulateVariants } from "../models/simulat
 import { type BenchRow, printRows } from "./output.ts";
 import { SIMULATE_COMMAND } from "./commands.ts";
 import {
+  type Check,
   checkAgainstLongCat,
   checkAgainstMeasured,
   checkAgainstPaper,
   checkRows,
+  errorPct,
+  LINK_MODEL,
+  TC_FULL,
 } from "./simulate_validate.ts";
+import { median } from "../models/stats.ts";
 
 /** The grid of the default run: hardware, models, expert-parallel sizes. */
 export const GRID = {
@@ -78,30 +83,55 @@ export function gridRows(hardware: string, model: string, ep: number): BenchRow[
   });
 }
 
-/** The checks' rows (`validate/*`), with the fitted rates of this machine. */
-export function validationRows(): BenchRow[] {
-  const { checks, fit } = checkAgainstMeasured();
-  const rows: BenchRow[] = [];
-  const fitRow = (metric: string, value: number, unit: string): BenchRow => ({
+/** Median absolute errors of a set of checks: step times, speed-ups. */
+export function summaryRows(label: string, checks: Check[], source: string): BenchRow[] {
+  const abs = (keep: (c: Check) => boolean) => {
+    const errs = checks.filter(keep).map((c) => Math.abs(errorPct(c)));
+    return errs.length ? median(errs) : NaN;
+  };
+  const row = (metric: string, value: number): BenchRow => ({
     bench: "simulate",
-    case: "validate/here/fit",
+    case: `validate/${label}/summary`,
     metric,
     value,
-    unit,
-    reference: "top-2's traced steps of bench/results/tc-full",
+    unit: "%",
+    reference: source,
   });
-  const d = fit.device;
-  rows.push(
-    fitRow("matmul_gflops", d.matmulFlopsPerS / 1e9, "GFLOP/s"),
-    fitRow("batched_matmul_gflops", d.batchedFlopsPerS / 1e9, "GFLOP/s"),
-    fitRow("copy_gbs", d.copyBytesPerS / 1e9, "GB/s"),
-    fitRow("tanh_per_us", d.tanhPerS / 1e6, "1/us"),
-    fitRow("kernel_us", d.kernelS * 1e6, "us"),
-    fitRow("backward_factor", d.backwardFactor, "x"),
-    fitRow("op_median_error_pct", fit.medianErrorPct, "%"),
-  );
-  rows.push(...checks.flatMap(checkRows));
-  rows.push(...checkAgainstPaper().checks.flatMap(checkRows));
+  return [
+    row("step_ms_median_abs_error_pct", abs((c) => c.what.endsWith("_step_ms"))),
+    row("speedup_median_abs_error_pct", abs((c) => c.what.endsWith("_speedup"))),
+  ].filter((r) => Number.isFinite(r.value));
+}
+
+/** The checks' rows (`validate/*`), with the fitted rates of this machine. */
+export function validationRows(): BenchRow[] {
+  const rows: BenchRow[] = [];
+  for (const dir of [TC_FULL, LINK_MODEL]) {
+    const { checks, fit } = checkAgainstMeasured(dir);
+    const label = `here/${checks[0]?.case.split("/")[2] ?? "measured"}`;
+    const source = checks[0]?.source ?? String(dir);
+    const fitRow = (metric: string, value: number, unit: string): BenchRow => ({
+      bench: "simulate",
+      case: `validate/${label}/fit`,
+      metric,
+      value,
+      unit,
+      reference: `top-2's traced steps of ${source}`,
+    });
+    const d = fit.device;
+    rows.push(
+      fitRow("matmul_gflops", d.matmulFlopsPerS / 1e9, "GFLOP/s"),
+      fitRow("batched_matmul_gflops", d.batchedFlopsPerS / 1e9, "GFLOP/s"),
+      fitRow("copy_gbs", d.copyBytesPerS / 1e9, "GB/s"),
+      fitRow("tanh_per_us", d.tanhPerS / 1e6, "1/us"),
+      fitRow("kernel_us", d.kernelS * 1e6, "us"),
+      fitRow("backward_factor", d.backwardFactor, "x"),
+      fitRow("op_median_error_pct", fit.medianErrorPct, "%"),
+    );
+    rows.push(...checks.flatMap(checkRows), ...summaryRows(label, checks, source));
+  }
+  const paper = checkAgainstPaper().checks;
+  rows.push(...paper.flatMap(checkRows), ...summaryRows("paper", paper, "paper"));
   for (const ep of [32, 64]) rows.push(...checkAgainstLongCat(ep).checks.flatMap(checkRows));
   return rows;
 }

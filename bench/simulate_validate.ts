@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { resolveConfig } from "../models/config.ts";
+import { type ModelConfig, resolveConfig } from "../models/config.ts";
 import { fitDeviceRates, type OpSample, opSamples, type RateFit } from "../models/calibrate.ts";
 import { gpt } from "../models/gpt.ts";
 import { HARDWARE, type Hardware, HERE_MEASURED, type Topology } from "../models/hardware.ts";
@@ -28,8 +28,37 @@ import {
 import { fromChromeTrace } from "../models/trace.ts";
 import type { BenchRow } from "./output.ts";
 
-/** The committed measurements the first check reads. */
+/** The committed measurements the first check reads: real `tc` shaping, full size. */
 export const TC_FULL = new URL("./results/tc-full/", import.meta.url);
+
+/** The committed link-model measurements (`bench report --quick --link-model`: a smaller model). */
+export const LINK_MODEL = new URL("./results/latest/", import.meta.url);
+
+/** What a scenarios run measured: its model's width and experts, its batch, its shaping. */
+export interface MeasuredSetup {
+  /** `tc` or `link-model`. */
+  shaping: string;
+  /** The block pair's model. */
+  model: Partial<ModelConfig>;
+  /** Sequences per rank. */
+  batch: number;
+  /** Tokens per sequence. */
+  seq: number;
+}
+
+/** The setup of a scenarios run, read from its report's method section. */
+export function measuredSetup(dir: URL): MeasuredSetup {
+  const text = Deno.readTextFileSync(new URL("report.md", dir));
+  const m = /d=(\d+), (\d+) experts, (\d+)x(\d+) tokens per rank/.exec(text);
+  if (!m) throw new Error(`${dir}: no model line in report.md`);
+  const shaping = /Shaping: \*\*real, tc\*\*/.test(text) ? "tc" : "link-model";
+  return {
+    shaping,
+    model: { ...SCENARIO_MODEL, nEmbd: Number(m[1]), nExperts: Number(m[2]) },
+    batch: Number(m[3]),
+    seq: Number(m[4]),
+  };
+}
 
 /** The model of the scenarios benchmark (`PAIR` of `overlap.ts` at full size). */
 export const SCENARIO_MODEL = {
@@ -113,9 +142,15 @@ function unshapedCallS(dir: URL): { train: number; infer: number } {
 
 /** The device fitted to the op times of top-2's traced training steps in every scenario. */
 export function fitHere(dir: URL = TC_FULL): { fit: RateFit; samples: OpSample[] } {
-  const setup: SimSetup = { hardware: HARDWARE.here, ep: 2, ...SCENARIO_BATCH };
+  const measured = measuredSetup(dir);
+  const setup: SimSetup = {
+    hardware: HARDWARE.here,
+    ep: 2,
+    batch: measured.batch,
+    seq: measured.seq,
+  };
   const top2 = SIM_VARIANTS.find((v) => v.name === "top2")!;
-  const program = gpt(resolveConfig({ ...SCENARIO_MODEL, ...top2.model })).program(true);
+  const program = gpt(resolveConfig({ ...measured.model, ...top2.model })).program(true);
   const samples: OpSample[] = [];
   for (const scenario of ["pcie", "nvlink", "ethernet"]) {
     const runs = fromChromeTrace(
@@ -153,8 +188,10 @@ export function checkAgainstMeasured(dir: URL = TC_FULL): { checks: Check[]; fit
   const rows = readRows(dir);
   const { fit } = fitHere(dir);
   const unshaped = unshapedCallS(dir);
+  const setup = measuredSetup(dir);
   const checks: Check[] = [];
-  const source = "bench/results/tc-full (tc, 2 ranks)";
+  const name = dir.pathname.replace(/\/$/, "").split("/").pop();
+  const source = `bench/results/${name} (${setup.shaping}, 2 ranks)`;
   for (const scenario of ["pcie", "nvlink", "ethernet"]) {
     const link = rows.get(`${scenario}/link`);
     if (!link) continue;
@@ -164,10 +201,11 @@ export function checkAgainstMeasured(dir: URL = TC_FULL): { checks: Check[]; fit
         bytesPerS: rate * 1e6,
         latencyS: kind === "train" ? unshaped.train : unshaped.infer,
       });
-      return simulateVariants(SCENARIO_MODEL, {
+      return simulateVariants(setup.model, {
         hardware,
         ep: 2,
-        ...SCENARIO_BATCH,
+        batch: setup.batch,
+        seq: setup.seq,
         allreduceTopology: UNSHAPED,
       });
     };
@@ -181,7 +219,7 @@ export function checkAgainstMeasured(dir: URL = TC_FULL): { checks: Check[]; fit
         const m = measured.get(metric);
         if (m !== undefined && m > 0) {
           checks.push({
-            case: `validate/here/${scenario}/${v.name}/${what}`,
+            case: `validate/here/${setup.shaping}/${scenario}/${v.name}/${what}`,
             what,
             predicted,
             measured: m,

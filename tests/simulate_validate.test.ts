@@ -10,7 +10,9 @@ import {
   checkAgainstMeasured,
   checkAgainstPaper,
   errorPct,
+  LINK_MODEL,
 } from "../bench/simulate_validate.ts";
+import { median } from "../models/stats.ts";
 
 /** Stated errors: step times within 18%, speed-ups within 15%, the op fit's median within 25%. */
 const STEP_ERROR_PCT = 18, SPEEDUP_ERROR_PCT = 15, OP_ERROR_PCT = 25;
@@ -34,13 +36,22 @@ Deno.test("calibrated on top-2's op times, the simulator reproduces every measur
     );
   }
   // The measured row the calibration came from: pcie top-2, within 5%.
-  const row = checks.find((c) => c.case === "validate/here/pcie/top2/train_step_ms")!;
+  const row = checks.find((c) => c.case === "validate/here/tc/pcie/top2/train_step_ms")!;
   assert.ok(Math.abs(errorPct(row)) < 5, `${row.predicted} vs ${row.measured}`);
   // The order of the variants in the pcie scenario: Pos-3 >= Pos-2 >= Pos-1 > SE in training.
   const sp = (v: string) =>
-    checks.find((c) => c.case === `validate/here/pcie/${v}/train_speedup`)!.predicted;
+    checks.find((c) => c.case === `validate/here/tc/pcie/${v}/train_speedup`)!.predicted;
   assert.ok(sp("scmoe-pos3") >= sp("scmoe-pos2") && sp("scmoe-pos2") >= sp("scmoe-pos1"));
   assert.ok(sp("scmoe-pos1") > sp("se"));
+});
+
+Deno.test("the link-model runs (quick size, 3 steps): median errors within 15% for step times, 10% for speed-ups", () => {
+  const { checks } = checkAgainstMeasured(LINK_MODEL);
+  const abs = (suffix: string) =>
+    median(checks.filter((c) => c.what.endsWith(suffix)).map((c) => Math.abs(errorPct(c))));
+  assert.ok(checks.length > 60 && checks[0].case.startsWith("validate/here/link-model/"));
+  assert.ok(abs("_step_ms") < 15, `step times: ${abs("_step_ms")}%`);
+  assert.ok(abs("_speedup") < 10, `speed-ups: ${abs("_speedup")}%`);
 });
 
 Deno.test("the paper's testbeds: Pos-2 on 8x A30 PCIe near 1.43x / 1.66x, ScMoE above SE on A800", () => {
