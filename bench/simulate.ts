@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { parseCommand, usage, UsageError } from "../cli/flags.ts";
+import { parseCommand, usage } from "../cli/flags.ts";
 import { HARDWARE, HARDWARE_NAMES } from "../models/hardware.ts";
 import { SIM_MODEL_NAMES, SIM_MODELS, simulateVariants } from "../models/simulate.ts";
 import { type BenchRow, printRows } from "./output.ts";
@@ -30,6 +30,7 @@ import {
   checkAgainstMeasured,
   checkAgainstPaper,
   checkRows,
+  computeBreakdown,
   errorPct,
   LINK_MODEL,
   TC_FULL,
@@ -129,6 +130,16 @@ export function validationRows(): BenchRow[] {
       fitRow("op_median_error_pct", fit.medianErrorPct, "%"),
     );
     rows.push(...checks.flatMap(checkRows), ...summaryRows(label, checks, source));
+    for (const [term, share] of Object.entries(computeBreakdown(dir))) {
+      rows.push({
+        bench: "simulate",
+        case: `validate/${label}/compute_breakdown`,
+        metric: `${term}_share`,
+        value: share,
+        unit: "ratio",
+        reference: "top-2's training step, fitted cost model",
+      });
+    }
   }
   const paper = checkAgainstPaper().checks;
   rows.push(...paper.flatMap(checkRows), ...summaryRows("paper", paper, "paper"));
@@ -186,9 +197,6 @@ export async function runSimulateBench(args: string[]): Promise<void> {
   const models = f.has("model") ? [f.choice("model", SIM_MODEL_NAMES, "base")] : [...grid.models];
   const eps = f.has("ep") ? [f.integer("ep", 8, 1, 1 << 16)] : [...grid.eps];
   const measure = f.has("measure");
-  if (f.has("validate-only") && measure) {
-    throw new UsageError("--validate-only and --measure: give one");
-  }
   const rows: BenchRow[] = [];
   if (!f.has("validate-only")) {
     for (const h of hardware) {

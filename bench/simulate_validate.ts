@@ -24,6 +24,7 @@ import {
   type SimSetup,
   simulateVariants,
   stepShape,
+  timeBreakdown,
 } from "../models/simulate.ts";
 import { fromChromeTrace } from "../models/trace.ts";
 import type { BenchRow } from "./output.ts";
@@ -366,4 +367,31 @@ export function checkAgainstLongCat(ep = 64): { checks: Check[]; results: SimRes
     },
   ];
   return { checks, results };
+}
+
+/**
+ * Where a training step's compute goes on this machine, by term of the
+ * fitted cost model: top-2's program at the scenarios' shape, forward and
+ * backward (`backwardFactor` times the forward), as fractions of the total.
+ */
+export function computeBreakdown(dir: URL = TC_FULL): Record<string, number> {
+  const { fit } = fitHere(dir);
+  const setup = measuredSetup(dir);
+  const top2 = SIM_VARIANTS.find((v) => v.name === "top2")!;
+  const program = gpt(resolveConfig({ ...setup.model, ...top2.model })).program(true);
+  const shape = stepShape(
+    { hardware: HARDWARE.here, ep: 2, batch: setup.batch, seq: setup.seq },
+    true,
+  );
+  const sums: Record<string, number> = {};
+  for (const s of program) {
+    if ((s.kind !== "compute" && s.kind !== "route") || !s.cost) continue;
+    const t = timeBreakdown(s.cost(shape), fit.device);
+    const f = s.kind === "compute" ? 1 + fit.device.backwardFactor : 1;
+    for (const [k, v] of Object.entries(t)) {
+      sums[k] = (sums[k] ?? 0) + (k === "hostReads" ? v : f * v);
+    }
+  }
+  const total = Object.values(sums).reduce((a, b) => a + b, 0);
+  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / total]));
 }

@@ -234,6 +234,8 @@ export {
   stepShape,
   sweepEp,
   type SweepPoint,
+  type TimeBreakdown,
+  timeBreakdown,
 } from "./simulate.ts";
 export {
   measureDeviceRates,

@@ -135,13 +135,44 @@ export function stepShape(setup: SimSetup, training: boolean): StepShape {
   };
 }
 
+/** Where a step's time goes: seconds by term of the cost model. */
+export interface TimeBreakdown {
+  /** Dense matrix multiplies. */
+  matmul: number;
+  /** Attention's per-head matrix multiplies. */
+  batchedMatmul: number;
+  /** Element-wise kernels' memory traffic. */
+  memory: number;
+  /** Gathers, transposes, concats, slices. */
+  copies: number;
+  /** GELU's tanh. */
+  tanh: number;
+  /** Per-kernel dispatch. */
+  dispatch: number;
+  /** Reads back to the host. */
+  hostReads: number;
+}
+
+/** Seconds of one forward step of cost `c` on device `d`, by term of the cost model. */
+export function timeBreakdown(c: StepCost, d: DeviceRates): TimeBreakdown {
+  const ew = 1 / d.fusion;
+  return {
+    matmul: c.flops / d.matmulFlopsPerS,
+    batchedMatmul: (c.batchedFlops ?? 0) / d.batchedFlopsPerS,
+    memory: (c.bytes * ew) / d.memoryBytesPerS,
+    copies: ((c.copyBytes ?? 0) * ew) / d.copyBytesPerS,
+    tanh: (c.tanh ?? 0) / d.tanhPerS,
+    dispatch: c.kernels * ew * d.kernelS,
+    hostReads: c.hostBytes ? d.hostReadS + c.hostBytes / d.hostBytesPerS : 0,
+  };
+}
+
 /** Seconds of one forward step of cost `c` on device `d` with `share` of it. */
 export function computeS(c: StepCost, d: DeviceRates, share = 1): number {
-  const ew = 1 / d.fusion;
-  const host = c.hostBytes ? d.hostReadS + c.hostBytes / d.hostBytesPerS : 0;
-  return (c.flops / d.matmulFlopsPerS + (c.batchedFlops ?? 0) / d.batchedFlopsPerS +
-    (c.bytes * ew) / d.memoryBytesPerS + ((c.copyBytes ?? 0) * ew) / d.copyBytesPerS +
-    (c.tanh ?? 0) / d.tanhPerS + c.kernels * ew * d.kernelS + host) / share;
+  const t = timeBreakdown(c, d);
+  let total = 0;
+  for (const v of Object.values(t)) total += v;
+  return total / share;
 }
 
 function isExchange(s: Step): s is ExchangeStep {
