@@ -147,6 +147,21 @@ export const SIMULATE_COMMAND: Command = {
   epilog: EPILOG,
 };
 
+/** `deno task bench cluster`. */
+export const CLUSTER_COMMAND: Command = {
+  name: "deno task bench cluster",
+  summary: "All-to-all busbw per host link on 2 and 4 hosts over NATS: one server or a cluster.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "256 KiB parts, 4 timed calls, no unshaped runs" },
+    rate: {
+      arg: "MBIT",
+      help: "each host link's rate in Mbit/s, a number in (0, 10000] (default 200)",
+    },
+  },
+  epilog: EPILOG,
+};
+
 /** `deno task bench faults`. */
 export const FAULTS_COMMAND: Command = {
   name: "deno task bench faults",

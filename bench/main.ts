@@ -10,6 +10,7 @@ import { type Command, parseCommand, type ParsedFlags, usage, UsageError } from 
 import { runCli } from "../cli/run.ts";
 import {
   ACTORS_COMMAND,
+  CLUSTER_COMMAND,
   COLLECTIVES_COMMAND,
   FAULTS_COMMAND,
   OVERLAP_COMMAND,
@@ -60,6 +61,7 @@ export const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     SIMULATE_COMMAND,
     async () => (await import("./simulate.ts")).runSimulateBench,
   ),
+  cluster: benchmark(CLUSTER_COMMAND, async () => (await import("./cluster.ts")).runClusterBench),
   faults: benchmark(FAULTS_COMMAND, async () => (await import("./faults.ts")).runFaultsBench),
   soak: benchmark(SOAK_COMMAND, async () => (await import("./soak.ts")).runSoakBench),
 };

@@ -35,6 +35,7 @@ const BENCH_BAD_VALUES: Record<string, { args: string[]; error: string }> = {
   report: { args: ["--name", "../elsewhere"], error: "error: --name must be a directory name" },
   faults: { args: ["--quick=yes"], error: "error: --quick takes no value" },
   simulate: { args: ["--hardware", "bogus"], error: "error: --hardware must be one of here" },
+  cluster: { args: ["--rate", "0"], error: "error: --rate must be a number in (0, 10000]" },
   soak: { args: ["--json=yes"], error: "error: --json takes no value" },
 };
 
