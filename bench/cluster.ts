@@ -162,7 +162,7 @@ export async function runClusterBench(args: string[]): Promise<void> {
     return;
   }
   const quick = f.has("quick");
-  const rateMbit = f.number("rate", 200, { max: 10_000 });
+  const rateMbit = f.number("rate", 20, { max: 10_000 });
   const partBytes = quick ? 256 * 1024 : 1024 * 1024;
   const rows: BenchRow[] = [];
   let net = 100;

@@ -156,7 +156,7 @@ export const CLUSTER_COMMAND: Command = {
     quick: { boolean: true, help: "256 KiB parts, 4 timed calls, no unshaped runs" },
     rate: {
       arg: "MBIT",
-      help: "each host link's rate in Mbit/s, a number in (0, 10000] (default 200)",
+      help: "each host link's rate in Mbit/s, a number in (0, 10000] (default 20)",
     },
   },
   epilog: EPILOG,
