@@ -125,6 +125,43 @@ export const REPORT_COMMAND: Command = {
   epilog: EPILOG,
 };
 
+/** `deno task bench simulate`. */
+export const SIMULATE_COMMAND: Command = {
+  name: "deno task bench simulate",
+  summary: "The simulator: step time, exposed communication, speed-ups per hardware; its checks.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "a smaller grid (a30-pcie and h100-ib, base, EP 8 and 64)" },
+    hardware: { arg: "NAME", help: "one hardware preset only (default every one)" },
+    model: { arg: "NAME", help: "one model only (default base, gpt2-moe, gpt3-moe-xl)" },
+    ep: {
+      arg: "N",
+      help: "one expert-parallel size only, a positive integer (default 8, 64, 256)",
+    },
+    "validate-only": { boolean: true, help: "only the checks against measurements and papers" },
+    measure: {
+      boolean: true,
+      help: "also measure this machine now: wasm rates and MFU of a short tiny training run",
+    },
+  },
+  epilog: EPILOG,
+};
+
+/** `deno task bench cluster`. */
+export const CLUSTER_COMMAND: Command = {
+  name: "deno task bench cluster",
+  summary: "All-to-all busbw per host link on 2 and 4 hosts over NATS: one server or a cluster.",
+  flags: {
+    json: JSON_FLAG,
+    quick: { boolean: true, help: "256 KiB parts, 4 timed calls, no unshaped runs" },
+    rate: {
+      arg: "MBIT",
+      help: "each host link's rate in Mbit/s, a number in (0, 10000] (default 20)",
+    },
+  },
+  epilog: EPILOG,
+};
+
 /** `deno task bench faults`. */
 export const FAULTS_COMMAND: Command = {
   name: "deno task bench faults",

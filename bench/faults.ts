@@ -302,6 +302,77 @@ async function cutHost(): Promise<FaultResult> {
 }
 
 /**
+ * `cut-host-4`: the same on 4 hosts of a routed NATS cluster (one server,
+ * agent and rank a host; 8 experts), host 4 (rank 3) cut off for
+ * {@linkcode CUT_MS} after step 3: survived when the run completes all
+ * steps after a recovery.
+ */
+async function cutHost4(): Promise<FaultResult> {
+  const r = await multihostTrain({
+    topology: "routed",
+    hosts: 4,
+    flags: [
+      ...runArgs(STEPS),
+      "--ranks",
+      "4",
+      "--experts",
+      "8",
+      "--ckpt-every",
+      "2",
+      "--collective-timeout",
+      "1.5",
+    ],
+    net: 94,
+    heartbeatMs: 10_000,
+    cut: { afterStep: 3, forMs: CUT_MS, host: 4 },
+    deadlineMs: 150_000,
+  });
+  const rec = r.report?.recoveries[0];
+  return {
+    survived: r.report?.steps === STEPS && rec !== undefined,
+    detectMs: rec && r.cut ? rec.detectedAt - r.cut.downAt : NaN,
+    recoverMs: rec && r.cut?.upAt ? rec.recoveredAt - r.cut.upAt : NaN,
+    stepsRedone: r.report?.recoveries.reduce((n, x) => n + x.stepsRedone, 0) ?? 0,
+    dataLost: r.report ? stepsLostIn(r.report.loggedSteps, STEPS) : STEPS,
+    note: rec
+      ? `host 4 of 4 cut off ${CUT_MS / 1000} s in step ${rec.step}: ${
+        rec.reason.slice(0, 60)
+      }...; ` +
+        `resumed at step ${rec.resumedFrom}`
+      : `driver exit ${r.driverExit}: ${r.driverError}`,
+  };
+}
+
+/**
+ * `kill-server-4`: 4 hosts of a routed NATS cluster, host 4's nats-server
+ * killed (SIGKILL) after step 3: its agent and rank lose their server, so
+ * the rank cannot be restarted there; the run stops with one line (exit 3)
+ * naming the missing rank and the server. Survived: never (the job is
+ * expected to stop); detect: kill to failure noticed.
+ */
+async function killServer4(): Promise<FaultResult> {
+  const r = await multihostTrain({
+    topology: "routed",
+    hosts: 4,
+    flags: [...runArgs(STEPS), "--ranks", "4", "--experts", "8", "--collective-timeout", "1.5"],
+    net: 95,
+    killServer: { afterStep: 3, host: 4 },
+    deadlineMs: 120_000,
+  });
+  const line = r.driverError;
+  return {
+    survived: r.driverExit === 0,
+    detectMs: NaN,
+    recoverMs: NaN,
+    stepsRedone: 0,
+    dataLost: r.report ? stepsLostIn(r.report.loggedSteps, STEPS) : STEPS,
+    note: `driver exit ${r.driverExit}${r.killedAt ? " after the kill" : ""}: ${
+      line.slice(0, 160)
+    }`,
+  };
+}
+
+/**
  * Runs every fault case and prints the table (or JSON lines with `--json`),
  * on a command line of {@linkcode FAULTS_COMMAND}; `--help` prints the usage.
  *
@@ -318,6 +389,14 @@ export async function runFaultsBench(args: string[]): Promise<void> {
     [
       "cut-host",
       () => Deno.uid() === 0 ? cutHost() : notRun("not run: network namespaces need root")(),
+    ],
+    [
+      "cut-host-4",
+      () => Deno.uid() === 0 ? cutHost4() : notRun("not run: network namespaces need root")(),
+    ],
+    [
+      "kill-server-4",
+      () => Deno.uid() === 0 ? killServer4() : notRun("not run: network namespaces need root")(),
     ],
     ["bad-checkpoint", badCheckpoint],
     ["nan-loss", nanLoss],

@@ -10,12 +10,14 @@ import { type Command, parseCommand, type ParsedFlags, usage, UsageError } from 
 import { runCli } from "../cli/run.ts";
 import {
   ACTORS_COMMAND,
+  CLUSTER_COMMAND,
   COLLECTIVES_COMMAND,
   FAULTS_COMMAND,
   OVERLAP_COMMAND,
   QUALITY_COMMAND,
   REPORT_COMMAND,
   SCENARIOS_COMMAND,
+  SIMULATE_COMMAND,
   SOAK_COMMAND,
 } from "./commands.ts";
 
@@ -55,6 +57,11 @@ export const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
     async () => (await import("./scenarios.ts")).runScenariosBench,
   ),
   report: benchmark(REPORT_COMMAND, async () => (await import("./report.ts")).runReportBench),
+  simulate: benchmark(
+    SIMULATE_COMMAND,
+    async () => (await import("./simulate.ts")).runSimulateBench,
+  ),
+  cluster: benchmark(CLUSTER_COMMAND, async () => (await import("./cluster.ts")).runClusterBench),
   faults: benchmark(FAULTS_COMMAND, async () => (await import("./faults.ts")).runFaultsBench),
   soak: benchmark(SOAK_COMMAND, async () => (await import("./soak.ts")).runSoakBench),
 };

@@ -28,6 +28,18 @@ export interface MultihostOptions {
    * server, the driver in namespace 0 on host 1's server.
    */
   topology: "single" | "routed";
+  /**
+   * Host namespaces with an agent (and, routed, a nats-server) each, 1..N
+   * (default 2): rank i runs on host i + 1. Routed servers form a full mesh.
+   */
+  hosts?: number;
+  /** Egress rate of every namespace's link in megabits per second (default 1000). */
+  rateMbit?: number;
+  /**
+   * Kill (SIGKILL) the nats-server of host `host` (routed only) once the
+   * driver reports step `afterStep`.
+   */
+  killServer?: { afterStep: number; host: number };
   /** Flags of the training run (not `--cluster`, `--out`). */
   flags: string[];
   /** Third octet of the hosts' 10.213.x.0/24 network. */
@@ -37,10 +49,11 @@ export interface MultihostOptions {
   /** Heartbeat timeout of the driver's runtime in milliseconds (default 3000). */
   heartbeatMs?: number;
   /**
-   * Cut host 2 (where rank 1 runs) off, its link set down, once the driver
-   * reports step `afterStep`; set it up again `forMs` later (`null`: never).
+   * Cut host `host` (default 2, where rank 1 runs) off, its link set down,
+   * once the driver reports step `afterStep`; set it up again `forMs` later
+   * (`null`: never).
    */
-  cut?: { afterStep: number; forMs: number | null };
+  cut?: { afterStep: number; forMs: number | null; host?: number };
 }
 
 /** What {@linkcode multihostTrain} saw. */
@@ -53,9 +66,11 @@ export interface MultihostResult {
   driverError: string;
   /** Everything the driver printed on stderr (progress, warnings). */
   driverLog: string;
-  /** When host 2's link was set down, and up again (`Date.now()`; with `cut`). */
+  /** When the cut host's link was set down, and up again (`Date.now()`; with `cut`). */
   cut?: { downAt: number; upAt?: number };
-  /** Agent id of the agent in host namespace 1, then of that in 2. */
+  /** When the server of `killServer` was killed (`Date.now()`). */
+  killedAt?: number;
+  /** Agent id of the agent in host namespace 1, then of that in 2, ... */
   agents: string[];
   /** Routes each server reported up (routed topology), by server. */
   routes: number[];
@@ -63,14 +78,14 @@ export interface MultihostResult {
   agentExits: number[];
   /** Processes left in the namespaces after that orderly stop (then killed). */
   leftover: number;
-  /** Address of host namespace 1, then of 2 (where rank 0, then rank 1, should run). */
+  /** Address of host namespace 1, then of 2, ... (where rank 0, then rank 1, ... should run). */
   hostAddresses: string[];
   /** Monitoring URL of the server host 1's agent uses, then of host 2's. */
   hostServers: string[];
 }
 
 /** A child process with its output collected as it comes. */
-class Child {
+export class Child {
   stdout = "";
   stderr = "";
   readonly process: Deno.ChildProcess;
@@ -123,7 +138,7 @@ class Child {
 }
 
 /** The nats-server configuration of one server (routed to `peers` when given). */
-function serverConfig(
+export function serverConfig(
   address: string,
   token: string,
   route?: { peers: string[]; user: string; password: string },
@@ -164,7 +179,7 @@ async function pidsInside(net: ShapedHosts): Promise<number[]> {
 }
 
 /** SIGKILLs every process left inside the namespaces and waits (up to 5 s) until they are gone. */
-async function killLeftovers(net: ShapedHosts): Promise<number[]> {
+export async function killLeftovers(net: ShapedHosts): Promise<number[]> {
   const left = await pidsInside(net);
   const giveUp = Date.now() + 5000;
   for (let pids = left; pids.length > 0 && Date.now() < giveUp; pids = await pidsInside(net)) {
@@ -181,7 +196,13 @@ async function killLeftovers(net: ShapedHosts): Promise<number[]> {
 /** Runs the training across namespaces as `opts.topology` says (root only). */
 export async function multihostTrain(opts: MultihostOptions): Promise<MultihostResult> {
   const routed = opts.topology === "routed";
-  const net = await createShapedHosts({ hosts: routed ? 3 : 4, rateMbit: 1000, net: opts.net });
+  const nHosts = opts.hosts ?? 2;
+  const hostIds = Array.from({ length: nHosts }, (_, i) => i + 1);
+  const net = await createShapedHosts({
+    hosts: routed ? nHosts + 1 : nHosts + 2,
+    rateMbit: opts.rateMbit ?? 1000,
+    net: opts.net,
+  });
   const dir = await Deno.makeTempDir({ prefix: "scmoe-multihost-" });
   const token = crypto.randomUUID().replaceAll("-", "");
   const children: Child[] = [];
@@ -196,8 +217,8 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
     for (const c of children) c.kill("SIGKILL");
   }, opts.deadlineMs ?? 45_000);
   try {
-    // Servers: namespace 0 alone, or namespaces 1 and 2 routed to each other.
-    const serverHosts = routed ? [1, 2] : [0];
+    // Servers: namespace 0 alone, or one in each host namespace, routed to every other.
+    const serverHosts = routed ? hostIds : [0];
     const route = { user: "route", password: crypto.randomUUID().replaceAll("-", "") };
     const servers = serverHosts.map((h) => {
       const peers = serverHosts.filter((p) => p !== h).map((p) => net.addresses[p]);
@@ -211,19 +232,18 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
     });
     await Promise.all(servers.map((s) => s.waitFor(/Server is ready/, 10_000, "nats-server")));
     if (routed) {
-      // Each server has its route to the other before anyone connects.
-      await Promise.all(
-        servers.map((s) => s.waitFor(/Route connection created/, 10_000, "nats route")),
-      );
+      // Each server has its routes to every other before anyone connects.
+      const all = new RegExp(`(Route connection created[^]*){${nHosts - 1}}`);
+      await Promise.all(servers.map((s) => s.waitFor(all, 15_000, "nats routes")));
     }
     const urlOf = (h: number) => `nats://${net.addresses[h]}:${CLIENT_PORT}`;
     const monitorOf = (h: number) => `http://${net.addresses[h]}:${MONITOR_PORT}`;
     const serverOf = (host: number) => routed ? host : 0;
 
-    // A host agent in each of namespaces 1 and 2, on its own (or the only) server.
+    // A host agent in each host namespace, on its own (or the only) server.
     const env = { SCMOE_NATS_TOKEN: token };
     const deno = [Deno.execPath(), "run", "-A", V8_HEAP_FLAG, `--config=${ROOT}deno.json`];
-    const agentProcs = [1, 2].map((h) =>
+    const agentProcs = hostIds.map((h) =>
       start(h, [...deno, AGENT_MAIN, "--nats", urlOf(serverOf(h))], env)
     );
     const agents = await Promise.all(
@@ -231,7 +251,7 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
     );
 
     // The driver in a namespace of its own, on host 1's server when routed.
-    const driverHost = routed ? 0 : 3;
+    const driverHost = routed ? 0 : nHosts + 1;
     const driver = start(driverHost, [
       ...deno,
       DRIVER_MAIN,
@@ -249,17 +269,24 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
       ...opts.flags,
     ], env);
     const cut: MultihostResult["cut"] = opts.cut && { downAt: 0 };
-    const cutting = opts.cut && (async ({ afterStep, forMs }) => {
+    const cutting = opts.cut && (async ({ afterStep, forMs, host = 2 }) => {
       await driver.waitFor(new RegExp(`^step ${afterStep}$`, "m"), 60_000, "driver");
-      await setLink(net, 2, "down");
+      await setLink(net, host, "down");
       cut!.downAt = Date.now();
       if (forMs === null) return;
       await new Promise((r) => setTimeout(r, forMs));
-      await setLink(net, 2, "up");
+      await setLink(net, host, "up");
       cut!.upAt = Date.now();
     })(opts.cut);
+    let killedAt: number | undefined;
+    const killing = opts.killServer && routed && (async ({ afterStep, host }) => {
+      await driver.waitFor(new RegExp(`^step ${afterStep}$`, "m"), 60_000, "driver");
+      servers[serverHosts.indexOf(host)].kill("SIGKILL");
+      killedAt = Date.now();
+    })(opts.killServer).catch(() => {});
     const status = await driver.done;
     await cutting;
+    await killing;
     const driverError = driver.stderr.trim().split("\n").pop() ?? "";
     if (status.code !== 0 && status.code !== 3) {
       throw new Error(`driver exited with ${status.code}: ${driver.stderr.trim()}`);
@@ -281,12 +308,13 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
       driverError,
       driverLog: driver.stderr,
       cut,
+      killedAt,
       agents,
       routes,
       agentExits,
       leftover,
-      hostAddresses: [1, 2].map((h) => net.addresses[h]),
-      hostServers: [1, 2].map((h) => monitorOf(serverOf(h))),
+      hostAddresses: hostIds.map((h) => net.addresses[h]),
+      hostServers: hostIds.map((h) => monitorOf(serverOf(h))),
     };
   } finally {
     clearTimeout(watchdog);

@@ -29,8 +29,10 @@ export interface ModelConfig {
   nHead: number;
   /** Model width C (64). */
   nEmbd: number;
-  /** Hidden width of the dense MLP, of each expert and of the shared expert (4 * nEmbd). */
+  /** Hidden width of the dense MLP, of the shared expert and (by default) of each expert (4 * nEmbd). */
   hidden: number;
+  /** Hidden width of each routed expert (`hidden`). */
+  expertHidden: number;
   /** The MoE block variant ("scmoe"). */
   variant: Variant;
   /** ScMoE tap: 1 = M_l, 2 = A_l, 3 = H_{l-1} (2; 1 when every block is MoE). */
@@ -64,12 +66,14 @@ export interface ModelConfig {
 export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   const nEmbd = partial.nEmbd ?? 64;
   const moeEvery = partial.moeEvery ?? 2;
+  const hidden = partial.hidden ?? 4 * nEmbd;
   const cfg: ModelConfig = {
     vocabSize: 256,
     blockSize: 64,
     nLayer: 4,
     nHead: 4,
-    hidden: 4 * nEmbd,
+    hidden,
+    expertHidden: hidden,
     variant: "scmoe",
     pos: moeEvery === 1 ? 1 : 2,
     combiner: "cg1",

@@ -20,6 +20,16 @@
 
 import * as tf from "@tensorflow/tfjs";
 import { isMoeBlock, type ModelConfig } from "./config.ts";
+import {
+  addCosts,
+  attentionCost,
+  copy,
+  elementwise,
+  ffnCost,
+  layerNormCost,
+  linearCost,
+  type StepShape,
+} from "./cost.ts";
 import { attention, embed, ffn, head, layerNorm } from "./layers.ts";
 import { type MoeLayer, moeLayer } from "./moe_layer.ts";
 import { normal, ParamList, type ParamSpec } from "./params.ts";
@@ -50,12 +60,12 @@ export function gpt(cfg: ModelConfig): Network {
       const steps: Step[] = [embedStep(cfg)];
       for (let i = 0; i < cfg.nLayer; i++) {
         steps.push(attentionStep(cfg, i));
-        steps.push(...layers.get(i)?.steps ?? [mlpStep(i)]);
+        steps.push(...layers.get(i)?.steps ?? [mlpStep(cfg, i)]);
       }
       steps.push(headStep(cfg));
       if (withLoss) {
         const aux = [...layers.values()].flatMap((l) => l.aux);
-        steps.push(lossStep({ aux, auxWeight: cfg.auxLossWeight }));
+        steps.push(lossStep({ aux, auxWeight: cfg.auxLossWeight, vocabSize: cfg.vocabSize }));
       }
       return steps;
     },
@@ -87,6 +97,7 @@ function moeBlock(cfg: ModelConfig, i: number): MoeLayer {
     output: H(i),
     dim: cfg.nEmbd,
     hidden: cfg.hidden,
+    expertHidden: cfg.expertHidden,
     experts: cfg.nExperts,
     capacityFactor: cfg.capacityFactor,
     evalCapacityFactor: cfg.evalCapacityFactor,
@@ -134,6 +145,12 @@ function embedStep(cfg: ModelConfig): ComputeStep {
       const tokens = tf.tensor2d(ctx.tokens, [ctx.batchSize, ctx.seqLen], "int32");
       return { h: embed(tokens, p) }; // [B, T, C]
     },
+    // gather of the token rows, slice and add of the positions
+    cost: (s: StepShape) =>
+      addCosts(
+        copy(s.tokens * cfg.nEmbd, 2, s.bytesPerElement),
+        elementwise(s.tokens * cfg.nEmbd, 1, s.bytesPerElement),
+      ),
   });
 }
 
@@ -147,17 +164,29 @@ function attentionStep(cfg: ModelConfig, i: number): ComputeStep {
     run: ({ h }, p) => ({
       a: tf.add(h, attention(layerNorm(h, p, `${b}.ln1`), p, `${b}.attn`, cfg.nHead)),
     }),
+    cost: (s: StepShape) =>
+      addCosts(
+        layerNormCost(s.tokens, cfg.nEmbd, s.bytesPerElement),
+        attentionCost(s.batch, s.seq, cfg.nEmbd, cfg.nHead, s.bytesPerElement),
+        elementwise(s.tokens * cfg.nEmbd, 1, s.bytesPerElement), // residual add
+      ),
   });
 }
 
 /** A dense block's `H_i = A_i + MLP_i(LN2(A_i))`, [B, T, C]. */
-function mlpStep(i: number): ComputeStep {
+function mlpStep(cfg: ModelConfig, i: number): ComputeStep {
   const b = `blocks.${i}`;
   return computeStep({
     name: `${b}.mlp`,
     inputs: { a: A(i) },
     outputs: { h: H(i) },
     run: ({ a }, p) => ({ h: tf.add(a, ffn(layerNorm(a, p, `${b}.ln2`), p, `${b}.mlp`)) }),
+    cost: (s: StepShape) =>
+      addCosts(
+        layerNormCost(s.tokens, cfg.nEmbd, s.bytesPerElement),
+        ffnCost(s.tokens, cfg.nEmbd, cfg.hidden, s.bytesPerElement),
+        elementwise(s.tokens * cfg.nEmbd, 1, s.bytesPerElement),
+      ),
   });
 }
 
@@ -168,5 +197,10 @@ function headStep(cfg: ModelConfig): ComputeStep {
     inputs: { h: H(cfg.nLayer - 1) },
     outputs: { logits: "logits" },
     run: ({ h }, p) => ({ logits: head(h, p) }),
+    cost: (s: StepShape) =>
+      addCosts(
+        layerNormCost(s.tokens, cfg.nEmbd, s.bytesPerElement),
+        linearCost(s.tokens, cfg.nEmbd, cfg.vocabSize, s.bytesPerElement, false),
+      ),
   });
 }

@@ -26,6 +26,12 @@
  * The overlap:
  * new OverlapScheduler(options?)     the adaptive schedule a caller holds (model.schedulers by default)
  * explainOverlap(network | steps, scheduler?): string    which compute each exchange overlaps
+ *
+ * Before paying for a cluster (simulate.ts, hardware.ts, cost.ts):
+ * simulateVariants(model, { hardware: HARDWARE["h100-ib"], ep, dp?, batch, seq }): SimResult[]
+ *     every variant's step time, compute, exposed and hidden communication, speed-up over top-2
+ * simulateNetwork(network, setup, schedule?, { training? }): SimPass     your own network's program
+ * measureDeviceRates(): MeasuredRates      the active backend's matmul, memory and per-kernel rates
  * ```
  *
  * - `Batch` is `models/data.ts`'s micro-batch: `[rows, T + 1]` windows.
@@ -181,3 +187,60 @@ export {
 } from "./data.ts";
 export { sampleToken, type SamplingOptions, seededUniform } from "./sample.ts";
 export { type OverlapSummary, type StepOverlap } from "./overlap_metrics.ts";
+export {
+  addCosts,
+  attentionCost,
+  type CostFn,
+  elementwise,
+  type ExchangeCost,
+  ffnCost,
+  geluCost,
+  layerNormCost,
+  linearCost,
+  NO_COST,
+  scaleCost,
+  type StepCost,
+  type StepShape,
+} from "./cost.ts";
+export {
+  allreduceS,
+  alltoallS,
+  describeHardware,
+  type DeviceRates,
+  GPU_MATMUL_EFFICIENCY,
+  GPU_MEMORY_EFFICIENCY,
+  HARDWARE,
+  type Hardware,
+  HARDWARE_NAMES,
+  HERE_MEASURED,
+  type LinkRates,
+  type Topology,
+} from "./hardware.ts";
+export {
+  computeS,
+  EP_SWEEP,
+  expertsAt,
+  programFlops,
+  SIM_MODEL_NAMES,
+  SIM_MODELS,
+  SIM_VARIANTS,
+  type SimModel,
+  type SimPass,
+  type SimResult,
+  type SimSetup,
+  simulateNetwork,
+  simulateVariants,
+  type SimVariant,
+  stepShape,
+  sweepEp,
+  type SweepPoint,
+  type TimeBreakdown,
+  timeBreakdown,
+} from "./simulate.ts";
+export {
+  measureDeviceRates,
+  type MeasuredRates,
+  measureMatmulRate,
+  type MeasureOptions,
+} from "./device_rates.ts";
+export { fitDeviceRates, nnls, type OpSample, opSamples, type RateFit } from "./calibrate.ts";

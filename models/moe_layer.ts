@@ -36,6 +36,17 @@ import type { Tensor } from "./tf.ts";
 import { expertRange } from "./checkpoint.ts";
 import type { Combiner, Variant } from "./config.ts";
 import { auxLoss, combineRows, decideRoute, gateLogits, gateWeights } from "./gate.ts";
+import {
+  addCosts,
+  copy,
+  elementwise,
+  ffnCost,
+  layerNormCost,
+  linearCost,
+  NO_COST,
+  type StepCost,
+  type StepShape,
+} from "./cost.ts";
 import { ffn, layerNorm, type ParamLookup } from "./layers.ts";
 import { normal, ParamList, type ParamSpec, ZEROS } from "./params.ts";
 import {
@@ -70,8 +81,10 @@ export interface MoeLayerOptions {
   output: string;
   /** Model width C. */
   dim: number;
-  /** Hidden width of each expert and of the shared expert. */
+  /** Hidden width of the shared expert, and of each routed expert unless `expertHidden` is given. */
   hidden: number;
+  /** Hidden width of each routed expert (default `hidden`; smaller for fine-grained experts). */
+  expertHidden?: number;
   /** Experts E; with N ranks, rank r holds `expertRange(r, N, E)`, so N must divide E. */
   experts: number;
   /** Capacity factor in training (2.0). */
@@ -165,7 +178,10 @@ export function moeLayer(opts: MoeLayerOptions): MoeLayer {
   if (shared) params.ffn(`${name}.shared`, C, opts.hidden, std, residStd);
   if (combiner !== "add") params.add(`${name}.cg.w`, [C, combiner === "cg1" ? 1 : 2], ZEROS);
   for (let e = 0; e < E; e++) {
-    params.ffn(`${name}.experts.${e}`, C, opts.hidden, std, residStd, { index: e, of: E });
+    params.ffn(`${name}.experts.${e}`, C, opts.expertHidden ?? opts.hidden, std, residStd, {
+      index: e,
+      of: E,
+    });
   }
 
   const steps: Step[] = uses.flatMap((use) => gateChain(opts, use, part));
@@ -186,7 +202,8 @@ function gateChain(
   part: (role: MoePart["role"], use?: GateUse) => MoePart,
 ): Step[] {
   const { name, reads, norm } = use;
-  const E = opts.experts;
+  const E = opts.experts, C = opts.dim;
+  const rows = (s: StepShape) => routedRows(s, use.k);
   const params = `${opts.name}.gate`;
   const noise = opts.gateNoise ?? true;
   const logits = (v: Tensor, p: ParamLookup, ctx: { noise: RouteNoise }) => {
@@ -209,6 +226,7 @@ function gateChain(
         avoid: use.avoid ? ctx.routes.get(use.avoid)!.choice : undefined,
       }),
     moe: part("route", use),
+    cost: (s) => ({ ...gateLogitsCost(s, C, E, noise), hostBytes: 4 * s.tokens * E }),
   };
   const gateStep = computeStep({
     name,
@@ -220,6 +238,12 @@ function gateChain(
       const send = tf.gather(x, tf.tensor1d(r.rowToken, "int32")); // [rows, C], by expert
       return { send, g: gateWeights(h, r), aux: auxLoss(h, r) }; // [rows, C], [S, k], []
     },
+    cost: (s) =>
+      addCosts(
+        gateLogitsCost(s, C, E, noise),
+        copy(rows(s) * C, 1, s.bytesPerElement), // gather the rows to send
+        elementwise(s.tokens * E, 6, s.bytesPerElement), // gate weights and aux loss softmaxes
+      ),
   }, part("gate", use));
   const experts = (chunk?: number, input = `${name}:recv`, output = `${name}:out`) =>
     expertsStep(opts, use, part("experts", use), chunk, input, output);
@@ -233,6 +257,7 @@ function gateChain(
       input: `${name}:send`,
       output: `${name}:recv`,
       moe: part("dispatch", use),
+      cost: (s) => ({ bytes: rows(s) * C * s.bytesPerElement }),
     },
     experts(),
     {
@@ -242,11 +267,25 @@ function gateChain(
       input: `${name}:out`,
       output: `${name}:back`,
       moe: part("combine", use),
+      cost: (s) => ({ bytes: rows(s) * C * s.bytesPerElement }),
     },
   ];
 }
 
 type RouteNoise = (gate: string, tokens: number, experts: number) => Float32Array | null;
+
+/** Rows one rank sends (and, balanced, receives) for a gate use of `k` choices per token. */
+function routedRows(s: StepShape, k: number): number {
+  return (s.routedK ?? k) * s.tokens * s.rowsPerChoice;
+}
+
+/** `LN(x)` and the gate logits of S tokens, with the noise term in training. */
+function gateLogitsCost(s: StepShape, C: number, E: number, noise: boolean): StepCost {
+  const b = s.bytesPerElement, S = s.tokens;
+  const clean = addCosts(layerNormCost(S, C, b), linearCost(S, C, E, b, false));
+  if (!(noise && s.training)) return clean;
+  return addCosts(clean, linearCost(S, C, E, b, false), elementwise(S * E, 3, b));
+}
 
 /**
  * `E_e(x)` for the rows this rank received, each through its expert e; with
@@ -282,6 +321,18 @@ function expertsStep(
       });
       const y = ys.length === 1 ? ys[0] : tf.concat(ys); // [R, C], by expert
       return { out: tf.gather(y, tf.tensor1d(inverse, "int32")) }; // [R, C], as received
+    },
+    cost: (s) => {
+      // A balanced route brings each rank k rows per local token, spread over its experts.
+      const R = routedRows(s, use.k), local = Math.max(1, opts.experts / s.ranks);
+      const perExpert = ffnCost(R / local, C, opts.expertHidden ?? opts.hidden, s.bytesPerElement);
+      return addCosts(
+        copy(R * C, 3, s.bytesPerElement), // gather by expert, concat, gather back
+        ...Array.from(
+          { length: local },
+          () => addCosts(perExpert, copy(R / local * C, 1, s.bytesPerElement)), // its slice
+        ),
+      );
     },
   }, {
     ...part,
@@ -346,6 +397,17 @@ function sharedExpertStep(
       const [c, cRouted] = tf.split(tf.softmax(z, -1), 2, -1); // [B, T, 1] each
       return { term: tf.mul(se, c), cRouted };
     },
+    cost: (s) => {
+      const b = s.bytesPerElement, S = s.tokens, C = opts.dim;
+      return addCosts(
+        layerNormCost(S, C, b),
+        ffnCost(S, C, opts.hidden, b),
+        combiner === "add" ? NO_COST : addCosts(
+          linearCost(S, C, combiner === "cg1" ? 1 : 2, b, false),
+          elementwise(S * C, 2, b),
+        ),
+      );
+    },
   }, part);
 }
 
@@ -394,6 +456,17 @@ function outputStep(
         case "dgmoe": // H = A + sum_i G(t)_i E_i(t) + sum_i G'(x)_i E_i(x)
           return { h: tf.add(a, tf.addN([routed(0), routed(1)])) };
       }
+    },
+    cost: (s) => {
+      const b = s.bytesPerElement, S = s.tokens, C = opts.dim;
+      // Per gate use: pad the rows, gather, weight each choice, add them; then the residual adds.
+      const combine = (k: number): StepCost =>
+        addCosts(
+          copy(routedRows(s, k) * C, 1, b), // pad
+          copy(S * C, 2 * k, b), // per choice: gather its rows, slice its weight
+          elementwise(S * C, k, b), // weight
+        );
+      return addCosts(...uses.map((u) => combine(u.k)), elementwise(S * C, 2, b));
     },
   }, part);
 }

@@ -31,6 +31,7 @@
 import type { Communicator } from "../collectives/types.ts";
 import type { BlockLayout, BlockOverlap, TimedOp } from "./overlap_report.ts";
 import { median, sum } from "./stats.ts";
+import { copy, scaleCost } from "./cost.ts";
 import {
   chunkRows,
   type ComputeStep,
@@ -264,7 +265,21 @@ export function pipelineGate(program: Step[], gate: string, chunks: number): Ste
     input: `${of.input}.c${j}`,
     output: `${of.output}.c${j}`,
     chunk: { index: j, of: chunks },
+    ...(of.cost ? { cost: (s) => ({ bytes: of.cost!(s).bytes / chunks }) } : {}),
   });
+  /** Chunk j's expert computation: a chunk's share of the rows, the kernels of the whole. */
+  const expertChunk = (j: number): ComputeStep => {
+    const step = chunkOf(j, `${dispatch.output}.c${j}`, `${combine.input}.c${j}`);
+    const whole = experts.cost;
+    return whole ? { ...step, cost: (s) => scaleCost(whole(s), 1 / chunks) } : step;
+  };
+  /** Gathering every row once (split, merge): bytes of the rows the dispatch sends. */
+  const gatherRows = dispatch.cost
+    ? (s: Parameters<NonNullable<ExchangeStep["cost"]>>[0]) => ({
+      ...copy(dispatch.cost!(s).bytes / s.bytesPerElement, 1, s.bytesPerElement),
+      kernels: chunks,
+    })
+    : undefined;
   const split = computeStep({
     name: `${gate}.split`,
     inputs: { send: dispatch.input },
@@ -275,6 +290,7 @@ export function pipelineGate(program: Step[], gate: string, chunks: number): Ste
         ids.map((j) => [`c${j}`, tf.gather(send, tf.tensor1d(chunkRows(per, j, chunks), "int32"))]),
       ); // [rows_j, C] each
     },
+    ...(gatherRows ? { cost: gatherRows } : {}),
   }, part("split"));
   const merge = computeStep({
     name: `${gate}.merge`,
@@ -288,14 +304,12 @@ export function pipelineGate(program: Step[], gate: string, chunks: number): Ste
       const all = tf.concat(ids.map((j) => backs[`c${j}`])); // [rows, C], by chunk
       return { back: tf.gather(all, tf.tensor1d(inverse, "int32")) }; // [rows, C], by expert
     },
+    ...(gatherRows ? { cost: gatherRows } : {}),
   }, part("merge"));
   const stages: Step[] = [split, exchange(dispatch, 0)];
   for (const j of ids) {
     if (j + 1 < chunks) stages.push(exchange(dispatch, j + 1));
-    stages.push(
-      chunkOf(j, `${dispatch.output}.c${j}`, `${combine.input}.c${j}`),
-      exchange(combine, j),
-    );
+    stages.push(expertChunk(j), exchange(combine, j));
   }
   stages.push(merge);
   return [...program.slice(0, at), ...stages, ...program.slice(at + 3)];
@@ -726,6 +740,68 @@ export class OverlapScheduler {
       this.#opts.log?.(line);
     }
     return lines.map(([, line]) => line);
+  }
+
+  /**
+   * Decides every gate's slot, backward slot and chunk count from modelled
+   * times (a simulator's or another cost model's) instead of measured ones:
+   * what {@linkcode observe} settles on once profiling is over, by the same
+   * rules ({@linkcode chooseSlot} on each pass's times where the slot is
+   * `"auto"`, {@linkcode chooseChunks} where `chunks` is `"auto"` and
+   * communication is longer than the window), fixed options kept.
+   * `chunks` replaces the modelled chunk count of the gates it names (the
+   * measured trial's stand-in: a simulator tries the count and 1). Every
+   * gate is settled afterwards; returns the decision lines.
+   *
+   * @example
+   * ```ts
+   * import { OverlapScheduler } from "./scheduler.ts";
+   * import { gpt } from "./gpt.ts";
+   * import { resolveConfig } from "./config.ts";
+   * const program = gpt(resolveConfig({ variant: "scmoe", pos: 2, nLayer: 2 })).program(true);
+   * const scheduler = new OverlapScheduler();
+   * const times = { backbone: [4, 3, 2], dispatchMs: 5, expertMs: 1, combineMs: 1 };
+   * scheduler.decide(program, () => ({ forward: times, backward: null }));
+   * scheduler.gates[0].slot; // 2: the dispatch (5 ms) hides behind the first two ops (7 ms)
+   * ```
+   */
+  decide(
+    program: Step[],
+    times: (window: GateWindow) => { forward: WindowTimes; backward: WindowTimes | null },
+    chunks: Record<string, number> = {},
+  ): string[] {
+    for (const w of gateWindows(serialOrder(program))) {
+      if (!this.#gates.has(w.gate)) this.#gates.set(w.gate, this.#start(w));
+    }
+    const lines: string[] = [];
+    for (const g of this.#gates.values()) {
+      const { forward, backward } = times(g.window);
+      g.forward = forward;
+      g.backward = backward;
+      const n = g.window.ops.length;
+      if (n > 0 && this.overlap && this.#autoSlot) {
+        const choice = chooseSlot(forward);
+        g.slot = choice.slot;
+        lines.push(`${g.gate}: expert computation in slot ${choice.slot}: ${choice.reason}`);
+      }
+      if (n > 0 && this.overlap && backward && this.#autoBackwardSlot) {
+        const choice = chooseSlot(backward);
+        g.backwardSlot = choice.slot;
+        lines.push(`${g.gate}: expert backward in slot ${choice.slot}: ${choice.reason}`);
+      }
+      if (g.profile) {
+        g.profile = [forward];
+        lines.push(this.#decideChunks(g).replace(/; measuring .*$/, ")"));
+      }
+      g.trial = null;
+      if (this.overlap && chunks[g.gate] !== undefined) {
+        g.chunks = Math.max(1, Math.round(chunks[g.gate]));
+        lines.push(`${g.gate}: ${g.chunks} chunk(s) (given)`);
+      }
+      g.decisions.push(...lines.filter((l) => l.startsWith(`${g.gate}:`)));
+    }
+    for (const line of lines) this.#opts.log?.(line);
+    return lines;
   }
 
   get #autoSlot(): boolean {

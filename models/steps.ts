@@ -21,6 +21,15 @@ import type { Tensor } from "./tf.ts";
 import type { Route } from "./gate.ts";
 import { crossEntropy, type ParamLookup } from "./layers.ts";
 import type { ParamSpec } from "./params.ts";
+import {
+  addCosts,
+  type CostFn,
+  crossEntropyCost,
+  elementwise,
+  type ExchangeCost,
+  NO_COST,
+  type StepShape,
+} from "./cost.ts";
 
 /** What the steps of one run read besides their inputs. */
 export interface RunContext {
@@ -95,6 +104,8 @@ export interface ComputeStep {
   run(x: Tensor[], p: ParamLookup, ctx: RunContext): Tensor[];
   /** Its part in an MoE layer, if any. */
   moe?: MoePart;
+  /** Its forward cost from the shapes, for the simulator (`simulate.ts`); none: not counted. */
+  cost?: CostFn;
 }
 
 /** Off-tape routing: gate scores, read to the host, decided into a {@linkcode Route}. */
@@ -113,6 +124,8 @@ export interface RouteStep {
   decide(scores: Float32Array, ctx: RunContext): Route;
   /** Its part in its MoE layer. */
   moe?: MoePart;
+  /** Its cost (scores, host read) from the shapes, for the simulator; none: not counted. */
+  cost?: CostFn;
 }
 
 /**
@@ -134,6 +147,8 @@ export interface ExchangeStep {
   chunk?: { index: number; of: number };
   /** Its part in its MoE layer. */
   moe?: MoePart;
+  /** The bytes one rank sends in it (this chunk's, when pipelined), for the simulator. */
+  cost?: (shape: StepShape) => ExchangeCost;
 }
 
 /** One step of the program. */
@@ -160,6 +175,12 @@ export interface ComputeSpec<I extends string, O extends string> {
   outputs: { readonly [K in O]: string };
   /** The forward computation; it must not dispose its inputs. */
   run(x: { [K in I]: Tensor }, p: ParamLookup, ctx: RunContext): { [K in O]: Tensor };
+  /**
+   * Its forward cost on one rank from the shapes (`cost.ts`), for the
+   * simulator (`simulate.ts`); without one the simulator counts it as free
+   * and lists it in `SimPass.uncosted`.
+   */
+  cost?: CostFn;
 }
 
 /**
@@ -198,6 +219,7 @@ export function computeStep<I extends string, O extends string>(
       return results.map((k) => out[k]);
     },
     ...(moe ? { moe } : {}),
+    ...(spec.cost ? { cost: spec.cost } : {}),
   };
 }
 
@@ -209,6 +231,8 @@ export interface LossOptions {
   aux: string[];
   /** Weight of their mean in the loss (0.01 in the paper). */
   auxWeight: number;
+  /** Width of the logits, V: only for the step's cost estimate (none: not counted). */
+  vocabSize?: number;
 }
 
 /**
@@ -235,6 +259,15 @@ export function lossStep(opts: LossOptions): ComputeStep {
       const auxMean = terms.length ? tf.mean(tf.stack(terms)) : tf.scalar(0);
       return { loss: tf.add(lm, tf.mul(opts.auxWeight, auxMean)), lm, aux: auxMean };
     },
+    ...(opts.vocabSize
+      ? {
+        cost: (s: StepShape) =>
+          addCosts(
+            crossEntropyCost(s.tokens, opts.vocabSize!, s.bytesPerElement),
+            opts.aux.length ? elementwise(opts.aux.length, 3, s.bytesPerElement) : NO_COST,
+          ),
+      }
+      : {}),
   });
 }
 

@@ -34,6 +34,8 @@ const BENCH_BAD_VALUES: Record<string, { args: string[]; error: string }> = {
   scenarios: { args: ["--link-model=1"], error: "error: --link-model takes no value" },
   report: { args: ["--name", "../elsewhere"], error: "error: --name must be a directory name" },
   faults: { args: ["--quick=yes"], error: "error: --quick takes no value" },
+  simulate: { args: ["--hardware", "bogus"], error: "error: --hardware must be one of here" },
+  cluster: { args: ["--rate", "0"], error: "error: --rate must be a number in (0, 10000]" },
   soak: { args: ["--json=yes"], error: "error: --json takes no value" },
 };
 
@@ -61,6 +63,12 @@ const ENTRY_POINTS: EntryPoint[] = [
       args: ["--nats", "http://127.0.0.1:4222"],
       error: "error: --nats must be nats://host:port[,...]",
     },
+  },
+  {
+    label: "cli/plan.ts",
+    script: "cli/plan.ts",
+    prefix: [],
+    bad: { args: ["--ep", "0"], error: "error: --ep must be an integer from 1 to 65536" },
   },
   {
     label: "bench/main.ts",

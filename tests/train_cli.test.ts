@@ -56,6 +56,13 @@ Deno.test("train: a small run writes metrics, checkpoints and the perplexity; --
     assert.ok(Math.abs(summary.val_ppl - Math.exp(summary.val_loss)) < 1e-9);
     assert.ok(summary.tokens_per_s > 0 && summary.step_ms > 0, JSON.stringify(summary));
     assert.ok(summary.overlap.hiddenFraction <= 1 && summary.overlap.handoffMs >= 0);
+    // Model FLOP utilisation: the model's FLOPs per second of a step over the measured matmul rate.
+    const { mfu } = summary;
+    assert.ok(mfu.model_flops_per_step > 0 && mfu.matmul_flops_per_s > 1e8, JSON.stringify(mfu));
+    assert.ok(
+      Math.abs(mfu.model_flops_per_s - mfu.model_flops_per_step / (summary.step_ms / 1e3)) < 1,
+    );
+    assert.ok(mfu.mfu > 0 && mfu.mfu < 1, JSON.stringify(mfu));
     assert.deepEqual(
       [summary.config.variant, summary.config.pos, summary.config.steps, summary.config.batch],
       ["scmoe", 2, 4, 4],

@@ -44,6 +44,7 @@ export {
   type TokenSource,
 } from "./data_source.ts";
 export {
+  type ModelFlopUtilisation,
   type Recovery,
   train,
   TrainingStopped,

@@ -26,6 +26,7 @@ import * as tf from "@tensorflow/tfjs";
 import { actorContext, joinGroup } from "../actors/mod.ts";
 import type { GroupCommunicator } from "../actors/groups.ts";
 import { type BackendName, setupBackend } from "../models/backend.ts";
+import { measureMatmulRate } from "../models/device_rates.ts";
 import { expertIndex, type HostTensor } from "../models/checkpoint.ts";
 import type { ModelConfig } from "../models/config.ts";
 import {
@@ -167,6 +168,11 @@ export class RankActor {
       weightDecay: optimizer.weightDecay,
     });
     return [...this.#model.params.values()].reduce((n, p) => n + p.size, 0);
+  }
+
+  /** This rank's backend's matrix-multiply rate, FLOP/s (`measureMatmulRate`), about `seconds` of timing. */
+  matmulRate(seconds = 0.3): number {
+    return measureMatmulRate(seconds);
   }
 
   /** How many times the runtime restarted this actor (0 for the first incarnation). */

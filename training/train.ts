@@ -22,6 +22,9 @@ import type { ModelConfig } from "../models/config.ts";
 import { overlapFields, type OverlapSummary, overlapSummary } from "../models/overlap_metrics.ts";
 import type { TimedOp } from "../models/overlap_report.ts";
 import { chromeTrace } from "../models/trace.ts";
+import type { StepShape } from "../models/cost.ts";
+import { gpt } from "../models/gpt.ts";
+import { programFlops } from "../models/simulate.ts";
 import {
   ConfigError,
   modelConfigOf,
@@ -63,6 +66,25 @@ export interface TrainSummary {
   overlap: OverlapSummary | null;
   /** The Chrome trace of `--trace-steps`, when asked for. */
   trace: string | null;
+  /** Model FLOP utilisation of the training steps; null when not measured (no steps run). */
+  mfu: ModelFlopUtilisation | null;
+}
+
+/**
+ * Where a step's time goes, against the backend's matmul rate: the model's
+ * FLOPs (its steps' cost estimates: the forward's matrix multiplies, times 3
+ * for forward and backward) per second of the median step, per rank, over
+ * the rate one rank measured for a plain matrix multiply on its backend.
+ */
+export interface ModelFlopUtilisation {
+  /** Model FLOPs of one step on one rank. */
+  modelFlopsPerStep: number;
+  /** `modelFlopsPerStep` per second of the median step. */
+  modelFlopsPerS: number;
+  /** The backend's matmul rate, FLOP/s, measured by the ranks after training (their mean). */
+  matmulFlopsPerS: number;
+  /** `modelFlopsPerS / matmulFlopsPerS`. */
+  mfu: number;
 }
 
 /** One recovery: the lost ranks restarted, the group re-formed, the last checkpoint reloaded. */
@@ -310,6 +332,7 @@ export async function train(
       const runs = [...traced].map(([step, ranks]) => ({ name: `step ${step}`, ranks }));
       await Deno.writeTextFile(trace, JSON.stringify(chromeTrace(runs)));
     }
+    const medianStepMs = stepMs.length ? stepMs.toSorted((a, b) => a - b)[stepMs.length >> 1] : NaN;
     const summary: TrainSummary = {
       out: cfg.out,
       steps: cfg.steps,
@@ -317,12 +340,13 @@ export async function train(
       valPpl: Math.exp(valLoss),
       checkpoint,
       wallS: (performance.now() - t0) / 1000,
-      stepMs: stepMs.length ? stepMs.toSorted((a, b) => a - b)[stepMs.length >> 1] : NaN,
+      stepMs: medianStepMs,
       tokensPerS: tokens / (stepMs.reduce((a, b) => a + b, 0) / 1000),
       recoveries,
       skippedSteps,
       overlap: overlapSummary(overlapRecords),
       trace,
+      mfu: stepMs.length ? await utilisation(cfg, group, medianStepMs) : null,
     };
     await writeSummary(cfg, summary);
     return summary;
@@ -330,6 +354,34 @@ export async function train(
     metrics?.close();
     await shutdown();
   }
+}
+
+/** MFU of the run: the model's FLOPs a rank and step over its measured matmul rate. */
+async function utilisation(
+  cfg: TrainConfig,
+  group: RankGroup,
+  stepMs: number,
+): Promise<ModelFlopUtilisation> {
+  const rows = cfg.batch / cfg.ranks;
+  const shape: StepShape = {
+    batch: rows,
+    seq: cfg.seq,
+    tokens: rows * cfg.seq,
+    ranks: cfg.ranks,
+    training: true,
+    bytesPerElement: 4,
+    rowsPerChoice: 1,
+  };
+  const modelFlopsPerStep = programFlops(gpt(modelConfigOf(cfg)).program(true), shape);
+  const rates = await group.all((r) => r.matmulRate());
+  const matmulFlopsPerS = rates.reduce((a, b) => a + b, 0) / rates.length;
+  const modelFlopsPerS = modelFlopsPerStep / (stepMs / 1e3);
+  return {
+    modelFlopsPerStep,
+    modelFlopsPerS,
+    matmulFlopsPerS,
+    mfu: modelFlopsPerS / matmulFlopsPerS,
+  };
 }
 
 /**
@@ -472,6 +524,12 @@ async function writeSummary(cfg: TrainConfig, summary: TrainSummary): Promise<vo
         skipped_steps: summary.skippedSteps,
         checkpoint: summary.checkpoint,
         trace: summary.trace,
+        mfu: summary.mfu && {
+          model_flops_per_step: summary.mfu.modelFlopsPerStep,
+          model_flops_per_s: summary.mfu.modelFlopsPerS,
+          matmul_flops_per_s: summary.mfu.matmulFlopsPerS,
+          mfu: summary.mfu.mfu,
+        },
         config: { ...cfg, data, model: modelConfigOf(cfg) },
         code: await codeVersion(),
       },
