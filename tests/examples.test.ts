@@ -31,21 +31,6 @@ Deno.test("examples/moe_mixer.ts: an MLP-mixer with ScMoE layers trains on 2 loc
   );
 });
 
-Deno.test("examples/train_text.ts: train half-way, resume, reload on 1 rank", async () => {
-  const tmp = await Deno.makeTempDir({ prefix: "example_train_" });
-  try {
-    await Deno.writeTextFile(`${tmp}/corpus.txt`, smallCorpus());
-    const run = await denoRun(
-      "examples/train_text.ts",
-      [`${tmp}/corpus.txt`, "--out", `${tmp}/run`, "--steps", "12"],
-      { cwd: ROOT },
-    );
-    assertTrainTextOutput(run, 12);
-  } finally {
-    await Deno.remove(tmp, { recursive: true });
-  }
-});
-
 Deno.test("examples/train_text.ts across two host agents on a nats:// URL", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "example_agents_" });
   const server = await startNatsServer();
