@@ -28,6 +28,7 @@ export const QUALITY_CASES: Readonly<Record<string, readonly string[]>> = {
   "scmoe-pos1": ["--variant", "scmoe", "--pos", "1"],
   "scmoe-pos2": ["--variant", "scmoe", "--pos", "2"],
   "scmoe-pos3": ["--variant", "scmoe", "--pos", "3"],
+  "dgmoe-share": ["--variant", "dgmoe", "--moe-share", "2"],
 };
 
 /**

@@ -45,6 +45,7 @@ export {
 } from "./data_source.ts";
 export {
   type Recovery,
+  type RoutingSummary,
   train,
   TrainingStopped,
   type TrainOptions,
@@ -81,6 +82,17 @@ export {
   type ProgressSnapshot,
 } from "./progress.ts";
 export { type CodeVersion, codeVersion } from "./version.ts";
+export {
+  type Collapse,
+  type CollapseOptions,
+  CollapseWatch,
+  type GateHealth,
+  gateHealth,
+  meanLoadCv,
+  type Spike,
+  type SpikeOptions,
+  SpikeWatch,
+} from "./health.ts";
 export {
   type CheckpointGroupOptions,
   evaluateCheckpoint,
