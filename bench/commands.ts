@@ -60,7 +60,8 @@ export const QUALITY_COMMAND: Command = {
     quick: {
       boolean: true,
       help: "2 seeds of 40 steps of 8x32 bytes a variant, a few minutes: a smoke run " +
-        "(default: 3 seeds of 150 steps of 16x64, about 45 minutes on 2 cores)",
+        "(default: 3 seeds of 150 steps of 16x64, 2 more of the other convention, about " +
+        "35-45 minutes on 2 cores)",
     },
     seeds: { arg: "N", help: "paired seeds per variant, at least 2 (default 3; --quick 2)" },
     steps: { arg: "N", help: "training steps of every run (default 150; --quick 40)" },
@@ -72,7 +73,7 @@ export const QUALITY_COMMAND: Command = {
     "other-seeds": {
       arg: "N",
       help: "seeds run again under the other convention, to see whether it changes the " +
-        "ranking; 0 skips it (default --seeds)",
+        "ranking; 0 skips it (default 2)",
     },
     jobs: { arg: "N", help: "training runs at once, each a 1-rank process (default 2)" },
     cases: {
@@ -87,6 +88,11 @@ export const QUALITY_COMMAND: Command = {
       arg: "DIR",
       help: "the runs' folders (default runs/quality-<UTC time>); a run already finished " +
         "there (its summary.json) is read, not trained again",
+    },
+    from: {
+      arg: "DIR",
+      help: "run nothing: analyse DIR/quality.json's runs again and rewrite its report " +
+        "(into --out DIR2 if given)",
     },
   },
   epilog: EPILOG,

@@ -43,12 +43,20 @@
  */
 import { type BenchRow, formatFigure, printRows } from "./output.ts";
 import { parseCommand, type ParsedFlags, usage, UsageError } from "../cli/flags.ts";
-import { QUALITY_COMMAND } from "./commands.ts";
+import { fromFlag, QUALITY_COMMAND } from "./commands.ts";
+import { type CodeVersion, codeVersion } from "../training/version.ts";
 import { parseTrainArgs } from "../cli/train.ts";
 import { modelConfigOf, resolveTrainConfig } from "../training/config.ts";
 import { paramSpecs } from "../models/gpt.ts";
 import type { AuxConvention } from "../models/steps.ts";
-import { type Interval, mean, median, sampleStd, tInterval } from "../models/stats.ts";
+import {
+  type Interval,
+  mean,
+  median,
+  sampleStd,
+  studentTQuantile,
+  tInterval,
+} from "../models/stats.ts";
 import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 
 /** The variants compared, as `case` names, with their `deno task train` flags. */
@@ -136,7 +144,7 @@ export function qualitySettings(
   const stamp = now.toISOString().replace(/[-:]|\.\d+Z$/g, "");
   return {
     seeds,
-    otherSeeds: f.integer("other-seeds", seeds, 0, seeds),
+    otherSeeds: f.integer("other-seeds", Math.min(seeds, 2), 0, seeds),
     steps,
     extra: quick ? ["--batch", "8", "--seq", "32"] : [],
     evalEvery: Math.max(1, Math.round(steps / 4)),
@@ -405,6 +413,8 @@ export interface QualityResult {
   failures: string[];
   /** Seconds the benchmark took. */
   wallS: number;
+  /** The code that ran (package and git commit), when known. */
+  code: CodeVersion | null;
 }
 
 /** The figures of every variant under one convention. */
@@ -605,6 +615,7 @@ export function summarizeQuality(
   results: readonly RunResult[],
   settings: QualitySettings,
   wallS: number,
+  code: CodeVersion | null = null,
 ): QualityResult {
   const params = Object.fromEntries(settings.cases.map((c) => [c, variantParams(c)]));
   const mainRuns = results.filter((r) => r.convention === settings.convention);
@@ -634,6 +645,7 @@ export function summarizeQuality(
       `${r.case} seed ${r.seed} (${r.convention}): ${r.error}`
     ),
     wallS,
+    code,
   };
 }
 
@@ -757,7 +769,10 @@ export function qualityMarkdown(q: QualityResult, level = 2): string[] {
         s.seeds - 1
       } degrees of freedom, t = ${tFactor(s.seeds)}). The paper's figures are GPT-2-scale ` +
       "models with BPE tokens: compare the order and the signs, not the values. " +
-      `Took ${(q.wallS / 60).toFixed(1)} minutes.`,
+      `Took ${(q.wallS / 60).toFixed(1)} minutes` +
+      (q.code
+        ? ` (code ${q.code.name} ${q.code.version}, commit ${q.code.commit ?? "unknown"}).`
+        : "."),
     "",
   );
   if (!wide) return [...md, "No run finished.", ""];
@@ -888,10 +903,7 @@ export function qualityMarkdown(q: QualityResult, level = 2): string[] {
 }
 
 function tFactor(seeds: number): string {
-  const i = tInterval(Array.from({ length: seeds }, (_, k) => k));
-  const half = (i.high - i.mean) / (sampleStd(Array.from({ length: seeds }, (_, k) => k)) /
-    Math.sqrt(seeds));
-  return Number.isFinite(half) ? half.toFixed(3) : "–";
+  return seeds >= 2 ? studentTQuantile(0.975, seeds - 1).toFixed(3) : "–";
 }
 
 /** Runs one planned run as a `deno task train` process; its log goes to `out/train.log`. */
@@ -1015,7 +1027,7 @@ export async function writeQualityOutputs(
   await Deno.writeTextFile(`${dir}/report.md`, md.join("\n"));
   await Deno.writeTextFile(
     `${dir}/quality.json`,
-    JSON.stringify({ ...q, runs: results }, null, 1) + "\n",
+    JSON.stringify({ ...q, command, runs: results }, null, 1) + "\n",
   );
   await Deno.writeTextFile(
     `${dir}/quality.jsonl`,
@@ -1032,9 +1044,18 @@ export async function writeQualityOutputs(
 export async function runQualityBench(args: string[]): Promise<void> {
   const f = parseCommand(QUALITY_COMMAND, args);
   if (f.help) return console.log(usage(QUALITY_COMMAND));
-  const settings = qualitySettings(f);
   const out = f.string("out");
   if (out === "") throw new UsageError("--out must be a directory, not empty");
+  const from = fromFlag(f, "from", "quality.json");
+  if (from !== undefined) {
+    // Nothing runs: the saved runs are analysed again and the outputs rewritten.
+    const saved = JSON.parse(await Deno.readTextFile(`${from}/quality.json`));
+    const q = summarizeQuality(saved.runs, saved.settings, saved.wallS, saved.code);
+    await writeQualityOutputs(out ?? from, q, saved.runs, saved.command);
+    console.error(`quality: wrote ${out ?? from}/report.md, quality.json, quality.jsonl`);
+    return printRows(qualityRows(q), f.has("json"));
+  }
+  const settings = qualitySettings(f);
   const plan = qualityPlan(settings);
   const say = (line: string) => console.error(line);
   say(
@@ -1044,7 +1065,12 @@ export async function runQualityBench(args: string[]): Promise<void> {
   );
   const t0 = performance.now();
   const results = await runAll(plan, settings.jobs, say);
-  const q = summarizeQuality(results, settings, (performance.now() - t0) / 1000);
+  const q = summarizeQuality(
+    results,
+    settings,
+    (performance.now() - t0) / 1000,
+    await codeVersion(),
+  );
   const json = f.has("json");
   if (out !== undefined) {
     await writeQualityOutputs(out, q, results, `deno task bench quality ${args.join(" ")}`.trim());
