@@ -53,12 +53,46 @@ export const COLLECTIVES_COMMAND: Command = {
 /** `deno task bench quality`. */
 export const QUALITY_COMMAND: Command = {
   name: "deno task bench quality",
-  summary: "Validation loss of every variant trained alike on 2 local ranks, beside the paper's.",
+  summary: "Validation and held-out loss of every variant over paired seeds, with 95% intervals " +
+    "against top-2, routing health, beside the paper's claims.",
   flags: {
     json: JSON_FLAG,
     quick: {
       boolean: true,
-      help: "30 steps of 8x32 bytes a variant (default: the tiny preset, 120 steps of 16x64)",
+      help: "2 seeds of 40 steps of 8x32 bytes a variant, a few minutes: a smoke run " +
+        "(default: 3 seeds of 150 steps of 16x64, 2 more of the other convention, about " +
+        "35-45 minutes on 2 cores)",
+    },
+    seeds: { arg: "N", help: "paired seeds per variant, at least 2 (default 3; --quick 2)" },
+    steps: { arg: "N", help: "training steps of every run (default 150; --quick 40)" },
+    "aux-convention": {
+      arg: "NAME",
+      help: "the balancing-loss convention of the main table: sum (each MoE layer weighted " +
+        "0.01, the paper's reading) | mean (default sum)",
+    },
+    "other-seeds": {
+      arg: "N",
+      help: "seeds run again under the other convention, to see whether it changes the " +
+        "ranking; 0 skips it (default 2)",
+    },
+    jobs: { arg: "N", help: "training runs at once, each a 1-rank process (default 2)" },
+    cases: {
+      arg: "LIST",
+      help: "variants to run, comma-separated (default all; top2 is always run)",
+    },
+    out: {
+      arg: "DIR",
+      help: "also write DIR/report.md, DIR/quality.json and DIR/quality.jsonl",
+    },
+    runs: {
+      arg: "DIR",
+      help: "the runs' folders (default runs/quality-<UTC time>); a run already finished " +
+        "there (its summary.json) is read, not trained again",
+    },
+    from: {
+      arg: "DIR",
+      help: "run nothing: analyse DIR/quality.json's runs again and rewrite its report " +
+        "(into --out DIR2 if given)",
     },
   },
   epilog: EPILOG,

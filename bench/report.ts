@@ -34,6 +34,8 @@ import {
 import { timelineSvg } from "./timeline_svg.ts";
 import { chromeTrace, fromChromeTrace } from "../models/trace.ts";
 import { speedupSources, whyShort } from "./report_why.ts";
+import { qualityMarkdown, type QualityResult } from "./quality.ts";
+import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 
 /**
  * The paper's figures for ScMoE Pos-2 (arXiv:2404.05019), the targets:
@@ -88,17 +90,28 @@ function table(header: string[], body: string[][]): string[] {
   ];
 }
 
-/** Runs `deno task bench quality` with `--json` and returns its rows, or why it failed. */
-async function qualityRows(quick: boolean): Promise<BenchRow[] | string> {
-  const args = ["run", "-A", new URL("./main.ts", import.meta.url).pathname, "quality", "--json"];
+/**
+ * Runs `deno task bench quality --out DIR/quality` and returns what it
+ * found (its `quality.json`), or why it failed.
+ */
+async function qualityResult(quick: boolean, dir: string): Promise<QualityResult | string> {
+  const args = [
+    "run",
+    "-A",
+    V8_HEAP_FLAG,
+    new URL("./main.ts", import.meta.url).pathname,
+    "quality",
+    "--json",
+    "--out",
+    `${dir}quality`,
+  ];
   const out = await new Deno.Command(Deno.execPath(), {
     args: quick ? [...args, "--quick"] : args,
-    stdout: "piped",
+    stdout: "null",
     stderr: "inherit",
   }).output();
   if (!out.success) return `the quality benchmark exited with code ${out.code}`;
-  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l));
+  return JSON.parse(await Deno.readTextFile(`${dir}quality/quality.json`));
 }
 
 /** The bar chart of a scenario's speed-ups over top-2, measured and the paper's. */
@@ -378,33 +391,13 @@ export async function runReportBench(args: string[]): Promise<void> {
   if (values["skip-quality"]) {
     md.push("Not run (`--skip-quality`).", "");
   } else {
-    const rows = await qualityRows(quick);
-    if (typeof rows === "string") {
-      md.push(`Left out: ${rows}.`, "");
+    const q = await qualityResult(quick, dir);
+    if (typeof q === "string") {
+      md.push(`Left out: ${q}.`, "");
     } else {
-      const cases = [...new Set(rows.map((r) => r.case))];
-      const cell = (c: string, m: string) => {
-        const r = rows.find((x) => x.case === c && x.metric === m);
-        return r ? `${typeof r.value === "number" ? formatFigure(r.value) : r.value}` : "–";
-      };
-      const ref = (c: string, m: string) =>
-        rows.find((x) => x.case === c && x.metric === m)?.reference?.replace("paper ", "") ?? "–";
       md.push(
-        "Byte-level models on the Brown corpus, same seed, data and steps; the paper's figures " +
-          "are GPT-2 MoE (loss) and WikiText-103 (perplexity) with BPE tokens: compare the " +
-          "order of the variants, not the values.",
-        "",
-        ...table(
-          ["variant", "val loss", "vs top-2", "paper vs top-2", "val ppl", "paper ppl"],
-          cases.map((c) => [
-            c,
-            cell(c, "val_loss"),
-            cell(c, "val_loss_vs_top2"),
-            ref(c, "val_loss_vs_top2"),
-            cell(c, "val_ppl"),
-            ref(c, "val_ppl"),
-          ]),
-        ),
+        ...qualityMarkdown(q, 3),
+        "Its own report, with every run's figures: [quality/report.md](quality/report.md).",
         "",
       );
     }

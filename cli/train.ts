@@ -11,6 +11,7 @@ import { BACKENDS } from "../models/backend.ts";
 import { VARIANTS } from "../models/config.ts";
 import { type Cluster, COMBINERS, SIZES, type TrainConfig } from "../training/config.ts";
 import type { DataSpec } from "../training/data_source.ts";
+import { BROWN_CATEGORIES } from "../models/data.ts";
 import { formatDuration, formatRate } from "../training/progress.ts";
 import { train, type TrainOptions, type TrainSummary } from "../training/train.ts";
 import { type Command, parseCommand, usage, UsageError } from "./flags.ts";
@@ -81,6 +82,19 @@ const FLAGS = {
     flag: "capacity-factor",
     help: "expert capacity factor, a positive number (default 2)",
   },
+  auxConvention: {
+    flag: "aux-convention",
+    help: "balancing losses: sum (each MoE layer weighted 0.01, the paper's) | mean (default sum)",
+  },
+  moeShare: {
+    flag: "moe-share",
+    help: "MoE blocks sharing one gate and expert set, dividing their number (default 1; " +
+      "dgmoe with 2: DGMoE-Share)",
+  },
+  collapseSteps: {
+    flag: "collapse-steps",
+    help: "steps in a row without a token that flag an expert as collapsed (default 10)",
+  },
 } as const satisfies Partial<Record<keyof TrainConfig, { flag: string; help: string }>>;
 
 /** `deno task train`'s command line: every setting's flag, `--json`, `--help`. */
@@ -95,6 +109,15 @@ export const TRAIN_COMMAND: Command = {
         { help, boolean: flag === "resume" || flag === "allow-software-webgpu", arg: "X" },
       ]),
     ),
+    heldout: {
+      arg: "LETTERS",
+      help: "--data brown: Brown categories held out whole as a held-out text, e.g. h,r " +
+        "(government documents, humor); reports its loss beside validation",
+    },
+    "split-seed": {
+      arg: "N",
+      help: "--data brown: seed of the train/validation split (default --seed)",
+    },
     json: { boolean: true, help: "print the final result as JSON" },
   },
   epilog: "Add --debug to show the stack trace of an expected failure.",
@@ -138,7 +161,19 @@ export function parseTrainArgs(args: readonly string[]): TrainArgs {
     if (value !== undefined) (settings as Record<string, string>)[key] = value;
   };
   for (const key of ["variant", "combiner", "backend", "size", "out"] as const) text(key);
-  for (const key of ["ranks", "steps", "batch", "seq", "experts", "maxBadSteps"] as const) {
+  for (const key of ["auxConvention"] as const) text(key);
+  for (
+    const key of [
+      "ranks",
+      "steps",
+      "batch",
+      "seq",
+      "experts",
+      "maxBadSteps",
+      "moeShare",
+      "collapseSteps",
+    ] as const
+  ) {
     int(key, 1);
   }
   for (const key of ["seed", "ckptEvery", "evalEvery", "maxRestarts"] as const) int(key, 0);
@@ -148,6 +183,27 @@ export function parseTrainArgs(args: readonly string[]): TrainArgs {
   if (f.has("resume")) settings.resume = true;
   if (f.has("allow-software-webgpu")) settings.allowSoftwareWebgpu = true;
   if (f.has("data")) settings.data = dataSpec(f.required("data"));
+  if (f.has("heldout") || f.has("split-seed")) {
+    const brown = settings.data ?? { kind: "brown" };
+    if (brown.kind !== "brown") {
+      throw new UsageError(
+        `--${f.has("heldout") ? "heldout" : "split-seed"} applies only to --data brown`,
+      );
+    }
+    if (f.has("heldout")) {
+      const letters = f.string("heldout")!.split(",").map((c) => c.trim().toLowerCase());
+      const known = Object.keys(BROWN_CATEGORIES);
+      if (!letters.every((c) => known.includes(c)) || letters.length >= known.length) {
+        throw new UsageError(
+          `--heldout must be Brown category letters separated by commas, not all of them ` +
+            `(${known.join(",")}; got ${JSON.stringify(f.string("heldout"))})`,
+        );
+      }
+      brown.heldoutCategories = letters;
+    }
+    if (f.has("split-seed")) brown.splitSeed = f.integer("split-seed", 0, 0);
+    settings.data = brown;
+  }
   if (f.has("trace-steps")) settings.traceSteps = stepList(f.string("trace-steps")!);
   return { settings, json: f.has("json"), help: f.help };
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { AUX_CONVENTIONS, type AuxConvention } from "./steps.ts";
+
 /**
  * The MoE block variants of the ScMoE paper (Cai et al., "Shortcut-connected
  * Expert Parallelism for Accelerating Mixture-of-Experts", arXiv:2404.05019).
@@ -49,6 +51,20 @@ export interface ModelConfig {
   evalCapacityFactor: number;
   /** Weight of the load-balancing loss (0.01). */
   auxLossWeight: number;
+  /**
+   * How the MoE layers' balancing losses are combined ("sum": each layer
+   * weighted `auxLossWeight`, the paper's reading; "mean": their mean
+   * weighted once). See `AuxConvention` of `steps.ts`.
+   */
+  auxConvention: AuxConvention;
+  /**
+   * MoE blocks that share one gate and expert set (DGMoE-Share, the paper's
+   * suggested extension; 1: every MoE block has its own). Blocks
+   * `moeEvery-1`, `2*moeEvery-1`, ... are grouped in order, `moeShare` to a
+   * module; each block keeps its own layer norms (and, for SE and ScMoE,
+   * shared expert and combiner).
+   */
+  moeShare: number;
   /** Gate noise `eps * softplus(x Wn)` in training (true). */
   gateNoise: boolean;
 }
@@ -81,6 +97,8 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
     capacityFactor: 2.0,
     evalCapacityFactor: 2.0,
     auxLossWeight: 0.01,
+    auxConvention: "sum",
+    moeShare: 1,
     gateNoise: true,
     ...partial,
     nEmbd,
@@ -93,6 +111,12 @@ export function resolveConfig(partial: Partial<ModelConfig> = {}): ModelConfig {
   if (cfg.nEmbd % cfg.nHead !== 0) fail(`nEmbd ${cfg.nEmbd} must divide by nHead ${cfg.nHead}`);
   if (![1, 2, 3].includes(cfg.pos)) fail(`pos must be 1, 2 or 3, not ${cfg.pos}`);
   if (!["cg1", "add", "cg2"].includes(cfg.combiner)) fail(`unknown combiner "${cfg.combiner}"`);
+  if (!AUX_CONVENTIONS.includes(cfg.auxConvention)) {
+    fail(`auxConvention must be sum or mean, not "${cfg.auxConvention}"`);
+  }
+  if (!(Number.isInteger(cfg.moeShare) && cfg.moeShare >= 1)) {
+    fail(`moeShare must be a positive integer, not ${cfg.moeShare}`);
+  }
   if (cfg.variant !== "dense") {
     if (moeEvery < 1 || moeEvery > cfg.nLayer) fail(`moeEvery must be in 1..nLayer`);
     if (cfg.nExperts < 2) fail(`an MoE layer needs at least 2 experts`);

@@ -279,28 +279,86 @@ export class WindowSampler {
   }
 }
 
+/**
+ * The genres of the Brown corpus by category letter (the first letter after
+ * `c` of a document id: `ca01` is press reportage).
+ */
+export const BROWN_CATEGORIES: Readonly<Record<string, string>> = {
+  a: "press: reportage",
+  b: "press: editorial",
+  c: "press: reviews",
+  d: "religion",
+  e: "skill and hobbies",
+  f: "popular lore",
+  g: "belles-lettres",
+  h: "miscellaneous: government and house organs",
+  j: "learned",
+  k: "fiction: general",
+  l: "fiction: mystery and detective",
+  m: "fiction: science",
+  n: "fiction: adventure and western",
+  p: "fiction: romance and love story",
+  r: "humor",
+};
+
+/** The category letter of a Brown document id (`ca01` → `a`). */
+export function brownCategory(id: string): string {
+  return id.charAt(1);
+}
+
 /** Options of {@linkcode brownData}. */
 export interface BrownDataOptions extends LoadBrownOptions {
-  /** Seed of the split and of the training order. */
+  /** Seed of the training order (and of the split, unless `splitSeed`). */
   seed: number;
   /** Sequence length T. */
   seq: number;
   /** Share of documents held out for validation (default 0.05). */
   valFraction?: number;
+  /** Seed of the train/validation split (default `seed`). */
+  splitSeed?: number;
+  /**
+   * Category letters ({@linkcode BROWN_CATEGORIES}) held out whole: none of
+   * their documents is trained on or validated on; they make the `heldout`
+   * sampler (default none).
+   */
+  heldoutCategories?: readonly string[];
 }
 
 /**
  * The Brown corpus ready for training: a shuffled training sampler and an
- * in-order validation sampler, split by document.
+ * in-order validation sampler, split by document; with
+ * `heldoutCategories`, an in-order sampler of those whole genres too.
+ *
+ * @throws {RangeError} an unknown category letter, or every category held out.
  */
 export async function brownData(
   options: BrownDataOptions,
-): Promise<{ train: WindowSampler; val: WindowSampler }> {
-  const { train, val } = splitByDocument(await loadBrown(options), options);
+): Promise<{ train: WindowSampler; val: WindowSampler; heldout?: WindowSampler }> {
+  const held = new Set(options.heldoutCategories ?? []);
+  for (const c of held) {
+    if (!(c in BROWN_CATEGORIES)) {
+      throw new RangeError(
+        `unknown Brown category "${c}" (one of ${Object.keys(BROWN_CATEGORIES).join(", ")})`,
+      );
+    }
+  }
+  if (held.size >= Object.keys(BROWN_CATEGORIES).length) {
+    throw new RangeError("every Brown category is held out: nothing left to train on");
+  }
+  const docs = await loadBrown(options);
+  const kept = docs.filter((d) => !held.has(brownCategory(d.id)));
+  const { train, val } = splitByDocument(kept, {
+    seed: options.splitSeed ?? options.seed,
+    valFraction: options.valFraction,
+  });
   const { seq, seed } = options;
+  const heldout = docs.filter((d) => held.has(brownCategory(d.id)));
   return {
     train: new WindowSampler(encodeDocuments(train), { seq, seed }),
     val: new WindowSampler(encodeDocuments(val), { seq, seed, shuffle: false }),
+    ...(heldout.length
+      ? { heldout: new WindowSampler(encodeDocuments(heldout), { seq, seed, shuffle: false }) }
+      : {}),
   };
 }
 

@@ -223,8 +223,10 @@ export function combineRows(rows: tf.Tensor, w: tf.Tensor, route: Route): tf.Ten
 export interface GateStats {
   /** The gate application, e.g. `blocks.1.moe.gate` or `blocks.1.moe.gate.preceding`. */
   name: string;
-  /** Kept assignments per expert. */
+  /** Kept assignments per expert (at most its capacity). */
   load: number[];
+  /** Assignments that chose each expert, kept or dropped: what the router asked of it. */
+  demand: number[];
   /** Assignments dropped past capacity. */
   dropped: number;
   /** All assignments (tokens * k). */
@@ -234,9 +236,12 @@ export interface GateStats {
 /** The statistics of one route. */
 export function routeStats(name: string, route: Route): GateStats {
   const assignments = route.nTokens * route.k;
+  const demand = new Array<number>(route.nExperts).fill(0);
+  for (const e of route.choice) demand[e]++;
   return {
     name,
     load: Array.from(route.perExpert),
+    demand,
     dropped: assignments - route.rowToken.length,
     assignments,
   };

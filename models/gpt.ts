@@ -64,8 +64,15 @@ export function gpt(cfg: ModelConfig): Network {
       }
       steps.push(headStep(cfg));
       if (withLoss) {
-        const aux = [...layers.values()].flatMap((l) => l.aux);
-        steps.push(lossStep({ aux, auxWeight: cfg.auxLossWeight, vocabSize: cfg.vocabSize }));
+        const aux = [...layers.values()].map((l) => l.aux);
+        steps.push(
+          lossStep({
+            aux,
+            auxWeight: cfg.auxLossWeight,
+            auxConvention: cfg.auxConvention,
+            vocabSize: cfg.vocabSize,
+          }),
+        );
       }
       return steps;
     },
@@ -75,6 +82,17 @@ export function gpt(cfg: ModelConfig): Network {
 /** Every parameter of the GPT of `cfg` (all experts), in a fixed order. */
 export function paramSpecs(cfg: ModelConfig): ParamSpec[] {
   return gpt(cfg).params;
+}
+
+/**
+ * The parameter prefix of MoE block i's gate and experts: its own
+ * (`blocks.{i}.moe`), or with `moeShare` above 1 its group's shared module
+ * (`moe.{g}`, g = the block's MoE index divided by `moeShare`).
+ */
+export function moeModule(cfg: ModelConfig, i: number): string {
+  if (cfg.moeShare <= 1) return `blocks.${i}.moe`;
+  const index = Math.floor((i + 1) / cfg.moeEvery) - 1; // 0 for the first MoE block
+  return `moe.${Math.floor(index / cfg.moeShare)}`;
 }
 
 /** The MoE layer of block i: `H_i` from `A_i` and the variant's tap. */
@@ -105,6 +123,7 @@ function moeBlock(cfg: ModelConfig, i: number): MoeLayer {
     norm: `blocks.${i}.ln2`,
     residStd: residStd(cfg),
     block: i,
+    module: moeModule(cfg, i),
   });
 }
 
@@ -118,6 +137,7 @@ function gptParams(cfg: ModelConfig, layers: Map<number, MoeLayer>): ParamSpec[]
   const params = new ParamList()
     .add("wte", [cfg.vocabSize, C], normal(std))
     .add("wpe", [cfg.blockSize, C], normal(std));
+  const listed = { has: (name: string) => params.specs.some((p) => p.name === name) };
   for (let i = 0; i < cfg.nLayer; i++) {
     const b = `blocks.${i}`;
     params.layerNorm(`${b}.ln1`, C)
@@ -126,7 +146,8 @@ function gptParams(cfg: ModelConfig, layers: Map<number, MoeLayer>): ParamSpec[]
       .add(`${b}.attn.wo`, [C, C], normal(residStd(cfg)))
       .add(`${b}.attn.bo`, [C], { kind: "zeros" });
     const layer = layers.get(i);
-    if (layer) params.specs.push(...layer.params); // from LN2 on
+    // From LN2 on; a module shared with an earlier block is listed there only.
+    if (layer) params.specs.push(...layer.params.filter((p) => !listed.has(p.name)));
     else params.layerNorm(`${b}.ln2`, C).ffn(`${b}.mlp`, C, cfg.hidden, std, residStd(cfg));
   }
   return params.layerNorm("lnf", C).specs;

@@ -19,7 +19,9 @@
  * Your own model:
  * computeStep({ name, inputs: { x: "value" }, outputs: { y: "value" }, run }): ComputeStep
  * moeLayer({ name, variant, input, tap?, output, dim, hidden, experts, ... }): { steps, params, aux }
- * lossStep({ aux, auxWeight }): ComputeStep         loss = CE(logits, targets) + w * mean(aux)
+ * lossStep({ aux, auxWeight, auxConvention? }): ComputeStep
+ *     loss = CE(logits, targets) + w * sum over layers of mean(layer's aux)   ("sum", the default)
+ *                                + w * mean(every aux)                       ("mean")
  * Network = { params: ParamSpec[], program(withLoss): Step[] }     what createModel runs
  * gpt(config): Network; paramSpecs(config): ParamSpec[]             the GPT, one user of the layer
  *
@@ -43,7 +45,9 @@
  * - Parameters are `tf.Variable`s in `model.params`, named by role:
  *   `wte`, `wpe`, `blocks.{i}.ln1.g`, `blocks.{i}.attn.wqkv`, `blocks.{i}.mlp.w1`,
  *   `blocks.{i}.moe.gate.wg`, `blocks.{i}.moe.experts.{e}.w1` (global e),
- *   `blocks.{i}.moe.shared.w1`, `blocks.{i}.moe.cg.w`, `blocks.{i}.moe.ln_tap.g`, `lnf.g`.
+ *   `blocks.{i}.moe.shared.w1`, `blocks.{i}.moe.cg.w`, `blocks.{i}.moe.ln_tap.g`, `lnf.g`;
+ *   with `moeShare` above 1 (DGMoE-Share) the shared gate and experts are
+ *   `moe.{g}.gate.wg`, `moe.{g}.experts.{e}.w1` ({@linkcode moeModule}).
  *   Rank r of N holds experts `expertRange(r, N, E)` (checkpoint.ts), so a
  *   checkpoint re-shards by name.
  * - `model.step` keys the gate noise; restore it when resuming.
@@ -109,9 +113,11 @@ export {
   type ParamSpec,
   ZEROS,
 } from "./params.ts";
-export { gpt, paramSpecs } from "./gpt.ts";
+export { gpt, moeModule, paramSpecs } from "./gpt.ts";
 export { type MoeLayer, moeLayer, type MoeLayerOptions, type MoeVariant } from "./moe_layer.ts";
 export {
+  AUX_CONVENTIONS,
+  type AuxConvention,
   type ComputeSpec,
   type ComputeStep,
   computeStep,

@@ -471,18 +471,19 @@ async function lossResult(
   if (comm) {
     const flat = new Float32Array([
       ...parts.map((x) => x / comm.size),
-      ...stats.flatMap((s) => [...s.load, s.dropped, s.assignments]),
+      ...stats.flatMap((s) => [...s.load, ...s.demand, s.dropped, s.assignments]),
     ]);
     const sum = await comm.allreduce(flat, "sum", { tag: runTag("stats") });
     [loss, lmLoss, auxLoss] = sum.subarray(0, 3);
     let o = 3;
     stats = stats.map((s) => {
-      const [load, dropped, assignments] = [s.load.length, 1, 1].map((n) =>
-        sum.subarray(o, o += n)
-      );
+      const [load, demand, dropped, assignments] = [s.load.length, s.demand.length, 1, 1].map((
+        n,
+      ) => sum.subarray(o, o += n));
       return {
         name: s.name,
         load: Array.from(load),
+        demand: Array.from(demand),
         dropped: dropped[0],
         assignments: assignments[0],
       };

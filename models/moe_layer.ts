@@ -101,6 +101,14 @@ export interface MoeLayerOptions {
   residStd?: number;
   /** The layer's block index in overlap reports (default: its order among the program's layers). */
   block?: number;
+  /**
+   * Prefix of the gate's and the routed experts' parameters (default
+   * `name`). Layers given the same `module` share one gate and one expert
+   * set (DGMoE-Share: fewer parameters); list their parameters once (each
+   * layer's `params` names the module's). Their gate uses keep their own
+   * routes, noise and balancing losses, named by `name`.
+   */
+  module?: string;
 }
 
 /** The steps and parameters of one MoE layer. */
@@ -153,6 +161,7 @@ export function moeLayer(opts: MoeLayerOptions): MoeLayer {
   if (preceding && !opts.tap) throw new RangeError(`MoE layer ${name}: ${variant} needs a tap`);
   if (E < 2) throw new RangeError(`MoE layer ${name}: needs at least 2 experts`);
   const gate = `${name}.gate`;
+  const module = opts.module ?? name;
   const uses: GateUse[] = variant === "scmoe"
     ? [{ name: gate, reads: opts.tap!, norm: tapNorm, k: 1 }]
     : variant === "dgmoe"
@@ -172,13 +181,13 @@ export function moeLayer(opts: MoeLayerOptions): MoeLayer {
   const std = opts.std ?? 0.02, residStd = opts.residStd ?? std;
   const params = new ParamList()
     .layerNorm(norm, C)
-    .add(`${gate}.wg`, [C, E], normal(std))
-    .add(`${gate}.wn`, [C, E], ZEROS);
+    .add(`${module}.gate.wg`, [C, E], normal(std))
+    .add(`${module}.gate.wn`, [C, E], ZEROS);
   if (preceding) params.layerNorm(tapNorm, C);
   if (shared) params.ffn(`${name}.shared`, C, opts.hidden, std, residStd);
   if (combiner !== "add") params.add(`${name}.cg.w`, [C, combiner === "cg1" ? 1 : 2], ZEROS);
   for (let e = 0; e < E; e++) {
-    params.ffn(`${name}.experts.${e}`, C, opts.expertHidden ?? opts.hidden, std, residStd, {
+    params.ffn(`${module}.experts.${e}`, C, opts.expertHidden ?? opts.hidden, std, residStd, {
       index: e,
       of: E,
     });
@@ -204,7 +213,7 @@ function gateChain(
   const { name, reads, norm } = use;
   const E = opts.experts, C = opts.dim;
   const rows = (s: StepShape) => routedRows(s, use.k);
-  const params = `${opts.name}.gate`;
+  const params = `${opts.module ?? opts.name}.gate`;
   const noise = opts.gateNoise ?? true;
   const logits = (v: Tensor, p: ParamLookup, ctx: { noise: RouteNoise }) => {
     const x = gateInput(v, p, norm); // [S, C]
@@ -316,7 +325,8 @@ function expertsStep(
       let off = 0;
       perExpert.forEach((n, local) => {
         if (n === 0) return;
-        ys.push(ffn(tf.slice(x, [off, 0], [n, C]), p, `${opts.name}.experts.${first + local}`));
+        const expert = `${opts.module ?? opts.name}.experts.${first + local}`;
+        ys.push(ffn(tf.slice(x, [off, 0], [n, C]), p, expert));
         off += n;
       });
       const y = ys.length === 1 ? ys[0] : tf.concat(ys); // [R, C], by expert

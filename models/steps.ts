@@ -223,31 +223,61 @@ export function computeStep<I extends string, O extends string>(
   };
 }
 
+/**
+ * How the load-balancing losses of several MoE layers enter the loss, each
+ * weighted by `auxWeight` w:
+ * - `"sum"` (the paper's reading, GShard's `L = l_nll + k * sum_layers l_aux`
+ *   and Switch's "for each Switch layer ... added to the total loss"): every
+ *   MoE layer's loss is weighted w and the layers are summed; a layer whose
+ *   gate is used twice (DGMoE) counts once, with the mean of its uses.
+ * - `"mean"`: the mean over every gate use of the model is weighted w, so
+ *   each of L layers gets w / L.
+ */
+export type AuxConvention = "sum" | "mean";
+
+/** The conventions, for validation. */
+export const AUX_CONVENTIONS: readonly AuxConvention[] = ["sum", "mean"];
+
 /** Options of {@linkcode lossStep}. */
 export interface LossOptions {
   /** The logits value, [B, T, V] (default `logits`). */
   logits?: string;
-  /** The MoE layers' load-balancing loss values (their `aux`). */
-  aux: string[];
-  /** Weight of their mean in the loss (0.01 in the paper). */
+  /**
+   * The MoE layers' load-balancing loss values: one entry per layer, its
+   * `aux` (one value per gate use), or a single value (a layer of its own).
+   */
+  aux: (string | readonly string[])[];
+  /** The weight w (0.01 in the paper). */
   auxWeight: number;
   /** Width of the logits, V: only for the step's cost estimate (none: not counted). */
   vocabSize?: number;
+  /** How the layers' losses are combined (default `"sum"`, the paper's reading). */
+  auxConvention?: AuxConvention;
 }
 
 /**
- * The training loss: `loss = CE(logits, targets) + auxWeight * mean(aux)`,
- * making the values `loss`, `lm_loss` and `aux_loss` (the mean of `aux`, 0
- * without MoE layers). The targets are the run's next tokens.
+ * The training loss, making the values `loss`, `lm_loss` and `aux_loss`
+ * (the mean of every gate use's balancing loss, 0 without MoE layers; 1 is
+ * balanced): `loss = CE(logits, targets) + w * sum_l mean(aux_l)` with the
+ * `"sum"` convention, `CE + w * mean(aux)` over all uses with `"mean"`
+ * ({@linkcode AuxConvention}). The targets are the run's next tokens.
  *
  * @example
  * ```ts
  * import { lossStep } from "./steps.ts";
- * lossStep({ aux: ["blocks.1.moe.gate:aux"], auxWeight: 0.01 }).outputs; // ["loss", "lm_loss", "aux_loss"]
+ * // Two MoE layers, each weighted 0.01.
+ * lossStep({ aux: [["blocks.1.moe.gate:aux"], ["blocks.3.moe.gate:aux"]], auxWeight: 0.01 })
+ *   .outputs; // ["loss", "lm_loss", "aux_loss"]
  * ```
  */
 export function lossStep(opts: LossOptions): ComputeStep {
-  const aux = Object.fromEntries(opts.aux.map((v, j) => [`aux${j}`, v]));
+  const layers = opts.aux.map((a) => typeof a === "string" ? [a] : [...a]);
+  const convention = opts.auxConvention ?? "sum";
+  if (!AUX_CONVENTIONS.includes(convention)) {
+    throw new RangeError(`auxConvention must be sum or mean, not ${JSON.stringify(convention)}`);
+  }
+  const names = layers.flat();
+  const aux = Object.fromEntries(names.map((v, j) => [`aux${j}`, v]));
   return computeStep({
     name: "loss",
     inputs: { logits: opts.logits ?? "logits", ...aux },
@@ -255,9 +285,16 @@ export function lossStep(opts: LossOptions): ComputeStep {
     run: ({ logits, ...auxes }, _p, ctx) => {
       const targets = tf.tensor2d(ctx.targets!, [ctx.batchSize, ctx.seqLen], "int32");
       const lm = crossEntropy(logits, targets);
-      const terms = Object.values<Tensor>(auxes);
+      const terms = names.map((_, j) => (auxes as Record<string, Tensor>)[`aux${j}`]);
       const auxMean = terms.length ? tf.mean(tf.stack(terms)) : tf.scalar(0);
-      return { loss: tf.add(lm, tf.mul(opts.auxWeight, auxMean)), lm, aux: auxMean };
+      let j = 0;
+      const weighted = convention === "mean" || terms.length === 0 ? auxMean : tf.addN(
+        layers.map((l) => {
+          const mine = terms.slice(j, j += l.length);
+          return mine.length === 1 ? mine[0] : tf.mean(tf.stack(mine));
+        }),
+      );
+      return { loss: tf.add(lm, tf.mul(opts.auxWeight, weighted)), lm, aux: auxMean };
     },
     ...(opts.vocabSize
       ? {

@@ -33,6 +33,9 @@ Deno.test("no flags: ScMoE Pos-2, CG-1, 2 local ranks, tiny preset", () => {
     size: "tiny",
     seed: 1,
     capacityFactor: 2,
+    auxConvention: "sum",
+    moeShare: 1,
+    collapseSteps: 10,
     data: { kind: "brown" },
     out: "runs/scmoe-pos2-20250102T030405",
     ckptEvery: 0,
@@ -86,6 +89,11 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     "--max-bad-steps=9",
     "--trace-steps",
     "7,2,2",
+    "--aux-convention",
+    "mean",
+    "--moe-share=1",
+    "--collapse-steps",
+    "3",
     "--data",
     "corpus.txt",
     "--json",
@@ -116,6 +124,9 @@ Deno.test("every flag is read, both --flag value and --flag=value", () => {
     evalEvery: 0,
     experts: 8,
     capacityFactor: 2.5,
+    auxConvention: "mean",
+    moeShare: 1,
+    collapseSteps: 3,
     data: { kind: "text", path: "corpus.txt" },
     json: true,
     help: false,
@@ -208,12 +219,47 @@ Deno.test("flags that do not fit together", () => {
   assert.equal(parseTrainFlags(["--variant", "dense", "--ranks", "8", "--batch", "16"]).ranks, 8);
 });
 
+Deno.test("the quality flags: held-out Brown categories, split seed, aux convention, MoE sharing", () => {
+  const f = parseTrainFlags([
+    "--variant",
+    "dgmoe",
+    "--moe-share",
+    "2",
+    "--heldout",
+    "h,R",
+    "--split-seed",
+    "4",
+  ]);
+  assert.deepEqual(f.data, { kind: "brown", heldoutCategories: ["h", "r"], splitSeed: 4 });
+  assert.equal(f.moeShare, 2);
+  assert.equal(f.auxConvention, "sum");
+  rejects(
+    ["--heldout", "h,z"],
+    "--heldout must be Brown category letters separated by commas, not all of them " +
+      '(a,b,c,d,e,f,g,h,j,k,l,m,n,p,r; got "h,z")',
+  );
+  rejects(["--data", "x.txt", "--heldout", "h"], "--heldout applies only to --data brown");
+  rejects(["--data", "x.txt", "--split-seed", "2"], "--split-seed applies only to --data brown");
+  rejects(
+    ["--aux-convention", "median"],
+    '--aux-convention must be one of sum, mean (got "median")',
+  );
+  rejects(
+    ["--variant", "dgmoe", "--moe-share", "3"],
+    "--moe-share 3 must divide the 2 MoE blocks of layers 4 (variant dgmoe)",
+  );
+  rejects(
+    ["--variant", "dense", "--moe-share", "2"],
+    "--moe-share 2 must divide the 0 MoE blocks of layers 4 (variant dense)",
+  );
+});
+
 Deno.test("parser errors become one-line usage errors", () => {
   const all = "--variant, --pos, --combiner, --ranks, --cluster, --backend, " +
     "--allow-software-webgpu, --size, --data, --steps, " +
     "--batch, --seq, --lr, --seed, --out, --resume, --ckpt-every, --eval-every, --max-restarts, " +
     "--collective-timeout, --max-bad-steps, --trace-steps, --experts, --capacity-factor, " +
-    "--json, --help";
+    "--aux-convention, --moe-share, --collapse-steps, --heldout, --split-seed, --json, --help";
   rejects(["--varient", "top1"], `unknown flag --varient (flags: ${all})`);
   rejects(["-v"], `unknown flag -v (flags: ${all})`);
   rejects(["scmoe"], `unexpected argument "scmoe": flags start with -- (flags: ${all})`);
@@ -233,8 +279,8 @@ Deno.test("usage lists every flag once", () => {
   const text = usage(TRAIN_COMMAND);
   assert.ok(text.startsWith("usage: deno task train [flags]\n"));
   const rows = text.split("\n").filter((l) => l.startsWith("  --"));
-  assert.equal(rows.length, 26);
-  assert.equal(new Set(rows.map((r) => r.split(/\s+/)[1])).size, 26);
+  assert.equal(rows.length, 31);
+  assert.equal(new Set(rows.map((r) => r.split(/\s+/)[1])).size, 31);
   assert.match(
     text,
     /^ {2}--capacity-factor X {7}expert capacity factor, a positive number \(default 2\)$/m,

@@ -3,7 +3,9 @@
  * layer existed: for every variant, the same parameters (names, shapes,
  * order: checkpoints written before load unchanged) and, from the same
  * seed and batch, the same losses and gradients. The fixture was written by
- * the code before the change (commit 10aa63c).
+ * the code before the change (commit 10aa63c), when the balancing losses of
+ * the MoE layers entered the loss as their mean: the test runs that
+ * convention (`auxConvention: "mean"`; the default is now `"sum"`).
  */
 import { deepEqual, ok } from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -33,7 +35,7 @@ for (const [name, cfg] of VARIANT_CASES) {
   Deno.test(`gpt on the MoE layer: ${name} has the parameters, losses and gradients of before`, async () => {
     await setupBackend("cpu");
     const before = BEFORE[name];
-    const full = { ...TINY_MODEL, ...cfg };
+    const full = { ...TINY_MODEL, ...cfg, auxConvention: "mean" as const };
     deepEqual(paramSpecs(resolveConfig(full)).map((s) => [s.name, s.shape]), before.params);
     const B = 4, T = 8;
     const tokens = new Int32Array(B * (T + 1)).map((_, i) => (i * 7 + ((i * i) >> 3)) % 32);

@@ -22,6 +22,7 @@ import {
   VARIANTS,
 } from "../models/config.ts";
 import type { DataSpec } from "./data_source.ts";
+import { AUX_CONVENTIONS, type AuxConvention } from "../models/steps.ts";
 
 /** A bad training setting; the message is one line naming it. */
 export class ConfigError extends Error {
@@ -126,6 +127,19 @@ export interface TrainConfig extends SizePreset {
   seed: number;
   /** Capacity factor of the gates in training (default the model's, 2). */
   capacityFactor: number;
+  /**
+   * How the MoE layers' load-balancing losses enter the loss (default
+   * `sum`: each layer weighted 0.01, the paper's reading; `mean`: their mean
+   * weighted 0.01). See `AuxConvention` of `models/steps.ts`.
+   */
+  auxConvention: AuxConvention;
+  /**
+   * MoE blocks sharing one gate and expert set (default 1: none; 2 with
+   * `dgmoe` is DGMoE-Share on the 4-block presets). Must divide the number of MoE blocks.
+   */
+  moeShare: number;
+  /** Steps in a row without a token that make an expert collapsed (default 10). */
+  collapseSteps: number;
   /** The text trained on (default the Brown corpus). */
   data: DataSpec;
   /** Output directory (default `runs/<variant>-<UTC time>`, e.g. `runs/scmoe-pos2-20250101T120000`). */
@@ -217,6 +231,9 @@ export function resolveTrainConfig(
     layers: int("layers", preset.layers, 1),
     heads: int("heads", preset.heads, 1),
     capacityFactor: positive("capacityFactor", resolveConfig().capacityFactor),
+    auxConvention: oneOf("auxConvention", AUX_CONVENTIONS, "sum"),
+    moeShare: int("moeShare", 1, 1),
+    collapseSteps: int("collapseSteps", 10, 1),
     data: settings.data ?? { kind: "brown" },
     out: settings.out ?? defaultOut(variant, pos, options.now ?? new Date()),
     ckptEvery: int("ckptEvery", 0, 0),
@@ -261,6 +278,12 @@ function checkWhole(config: TrainConfig, settings: TrainSettings, label: Setting
     config.variant === "dense" || config.experts >= 2,
     `${label("experts")} must be at least 2 for ${label("variant")} ${config.variant} ` +
       `(got ${config.experts})`,
+  );
+  const moeBlocks = config.variant === "dense" ? 0 : Math.floor(config.layers / 2);
+  rule(
+    config.moeShare === 1 || (moeBlocks > 0 && moeBlocks % config.moeShare === 0),
+    `${label("moeShare")} ${config.moeShare} must divide the ${moeBlocks} MoE blocks ` +
+      `of ${label("layers")} ${config.layers} (variant ${config.variant})`,
   );
   rule(
     config.dModel % config.heads === 0,
@@ -321,5 +344,7 @@ export function modelConfigOf(config: TrainConfig): ModelConfig {
     pos: config.pos,
     combiner: config.combiner,
     capacityFactor: config.capacityFactor,
+    auxConvention: config.auxConvention,
+    moeShare: config.moeShare,
   });
 }

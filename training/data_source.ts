@@ -26,6 +26,15 @@ export interface BrownSource {
   kind: "brown";
   /** Share of documents held out for validation (default 0.05). */
   valFraction?: number;
+  /** Seed of the train/validation split of the documents (default the run's seed). */
+  splitSeed?: number;
+  /**
+   * Genres held out whole, by category letter (`models/data.ts`'s
+   * `BROWN_CATEGORIES`: `h` government documents, `r` humor, ...): no
+   * document of theirs is trained or validated on; they are the run's
+   * held-out text, evaluated beside the validation split (`heldout_loss`).
+   */
+  heldoutCategories?: string[];
 }
 
 /** A UTF-8 text file, read as bytes; its last `valFraction` is held out for validation. */
@@ -57,6 +66,8 @@ export interface DataSplits {
   train: WindowSampler;
   /** Validation windows, in order (the same every evaluation). */
   val: WindowSampler;
+  /** Held-out text of another genre, in order, when the source has one. */
+  heldout?: WindowSampler;
 }
 
 /** A data source that cannot be used; the message is one line. */
@@ -80,7 +91,18 @@ export async function openData(
   const { seed, seq } = options;
   switch (spec.kind) {
     case "brown":
-      return await brownData({ seed, seq, valFraction: spec.valFraction });
+      try {
+        return await brownData({
+          seed,
+          seq,
+          valFraction: spec.valFraction,
+          splitSeed: spec.splitSeed,
+          heldoutCategories: spec.heldoutCategories,
+        });
+      } catch (e) {
+        if (e instanceof RangeError) throw new DataError(`brown: ${e.message}`);
+        throw e;
+      }
     case "text": {
       let bytes: Uint8Array;
       try {

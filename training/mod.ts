@@ -46,6 +46,7 @@ export {
 export {
   type ModelFlopUtilisation,
   type Recovery,
+  type RoutingSummary,
   train,
   TrainingStopped,
   type TrainOptions,
@@ -82,6 +83,17 @@ export {
   type ProgressSnapshot,
 } from "./progress.ts";
 export { type CodeVersion, codeVersion } from "./version.ts";
+export {
+  type Collapse,
+  type CollapseOptions,
+  CollapseWatch,
+  type GateHealth,
+  gateHealth,
+  meanLoadCv,
+  type Spike,
+  type SpikeOptions,
+  SpikeWatch,
+} from "./health.ts";
 export {
   type CheckpointGroupOptions,
   evaluateCheckpoint,

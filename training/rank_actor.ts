@@ -28,6 +28,7 @@ import type { GroupCommunicator } from "../actors/groups.ts";
 import { type BackendName, setupBackend } from "../models/backend.ts";
 import { measureMatmulRate } from "../models/device_rates.ts";
 import { expertIndex, type HostTensor } from "../models/checkpoint.ts";
+import type { GateStats } from "../models/gate.ts";
 import type { ModelConfig } from "../models/config.ts";
 import {
   createModel,
@@ -97,6 +98,8 @@ export interface StepMetrics {
   auxLoss: number;
   /** Share of expert assignments dropped past capacity. */
   dropRate: number;
+  /** Each gate application's loads, demand and drops, summed over the group. */
+  gates: GateStats[];
   /** Global gradient norm before clipping. */
   gradNorm: number;
   /** Learning rate of this update. */
@@ -230,6 +233,7 @@ export class RankActor {
         lmLoss: result.lmLoss,
         auxLoss: result.auxLoss,
         dropRate: result.dropRate,
+        gates: result.stats,
         gradNorm,
         lr,
         tokens: batch.rows * (batch.cols - 1),
@@ -248,13 +252,42 @@ export class RankActor {
    * validation split, in corpus order.
    */
   async evaluate(numBatches: number): Promise<number> {
+    return (await this.evaluateSplit(numBatches, "val")).loss;
+  }
+
+  /**
+   * {@linkcode RankActor.evaluate} on the validation split or on the
+   * held-out text (a source with `heldoutCategories`), with every gate
+   * application's loads, demand and drops at evaluation capacity, summed
+   * over the batches and the group.
+   *
+   * @throws {Error} `heldout` of a source without held-out text.
+   */
+  async evaluateSplit(
+    numBatches: number,
+    split: "val" | "heldout",
+  ): Promise<{ loss: number; gates: GateStats[] }> {
     const model = this.#ready();
+    const sampler = (await this.#splits())[split];
+    if (!sampler) throw new Error(`the data source has no ${split} split`);
     let sum = 0;
+    const gates = new Map<string, GateStats>();
     for (let i = 0; i < numBatches; i++) {
-      const batch = (await this.#splits()).val.batch(i, this.#shard());
-      sum += (await evaluate(model, batch, { comm: this.#comm, groups: this.#cfg.groups })).lmLoss;
+      const batch = sampler.batch(i, this.#shard());
+      const r = await evaluate(model, batch, { comm: this.#comm, groups: this.#cfg.groups });
+      sum += r.lmLoss;
+      for (const g of r.stats) {
+        const acc = gates.get(g.name);
+        if (!acc) gates.set(g.name, { ...g, load: [...g.load], demand: [...g.demand] });
+        else {
+          g.load.forEach((n, e) => acc.load[e] += n);
+          g.demand.forEach((n, e) => acc.demand[e] += n);
+          acc.dropped += g.dropped;
+          acc.assignments += g.assignments;
+        }
+      }
     }
-    return sum / numBatches;
+    return { loss: sum / numBatches, gates: [...gates.values()] };
   }
 
   /** Copies out this rank's share of a checkpoint (see {@linkcode ShardData}). */

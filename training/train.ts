@@ -36,6 +36,16 @@ import type { DataSpec } from "./data_source.ts";
 import { MetricsWriter, ProgressBar } from "./progress.ts";
 import { BusOutageError, RankGroup } from "./rank_group.ts";
 import { codeVersion } from "./version.ts";
+import type { GateStats } from "../models/gate.ts";
+import {
+  type Collapse,
+  CollapseWatch,
+  type GateHealth,
+  gateHealth,
+  meanLoadCv,
+  type Spike,
+  SpikeWatch,
+} from "./health.ts";
 
 /** Global validation batches in each evaluation (in corpus order, the same every time). */
 export const VAL_BATCHES = 8;
@@ -48,6 +58,11 @@ export interface TrainSummary {
   steps: number;
   /** Final validation loss (next-byte cross-entropy, nats). */
   valLoss: number;
+  /**
+   * Final loss on the held-out text (a Brown source with
+   * `heldoutCategories`), the same number of batches as validation; null without one.
+   */
+  heldoutLoss: number | null;
   /** `exp(valLoss)`. */
   valPpl: number;
   /** Directory of the final checkpoint (null when checkpoints are off). */
@@ -64,6 +79,12 @@ export interface TrainSummary {
   skippedSteps: number[];
   /** Medians of the steps' MoE overlap (after the first step); null without MoE communication. */
   overlap: OverlapSummary | null;
+  /** Each gate application's routing at the end of the run; null without MoE layers. */
+  routing: RoutingSummary | null;
+  /** Experts that got no token for `collapseSteps` steps in a row (also warned on stderr). */
+  collapses: Collapse[];
+  /** Steps whose gradient norm or loss jumped far above the recent steps' (also warned). */
+  spikes: Spike[];
   /** The Chrome trace of `--trace-steps`, when asked for. */
   trace: string | null;
   /** Model FLOP utilisation of the training steps; null when not measured (no steps run). */
@@ -85,6 +106,17 @@ export interface ModelFlopUtilisation {
   matmulFlopsPerS: number;
   /** `modelFlopsPerS / matmulFlopsPerS`. */
   mfu: number;
+}
+
+/** Each gate application's routing at the end of a run. */
+export interface RoutingSummary {
+  /**
+   * In training (gate noise, training capacity), over the last quarter of
+   * the steps: demand summed, CV of that sum, drops over assignments.
+   */
+  train: GateHealth[];
+  /** In the final validation pass (no noise, evaluation capacity). */
+  eval: GateHealth[];
 }
 
 /** One recovery: the lost ranks restarted, the group re-formed, the last checkpoint reloaded. */
@@ -204,10 +236,17 @@ export async function train(
       checkpoints
         ? await group.save(cfg.out, { step, seed: cfg.seed, ranks: cfg.ranks }, config)
         : null;
-    const validate = async () => {
-      const [loss] = await group.all((r) => r.evaluate(VAL_BATCHES));
-      return loss;
+    const validate = async (split: "val" | "heldout" = "val") => {
+      const [res] = await group.all((r) => r.evaluateSplit(VAL_BATCHES, split));
+      return { loss: res.loss, gates: res.gates.map(gateHealth) };
     };
+    const hasHeldout = cfg.data.kind === "brown" && (cfg.data.heldoutCategories?.length ?? 0) > 0;
+    const collapses = new CollapseWatch({ steps: cfg.collapseSteps });
+    const spikes = new SpikeWatch();
+    /** The steps' gate statistics, for the routing summary (the last quarter is kept). */
+    const stepGates: GateStats[][] = [];
+    let finalEval: GateHealth[] = [];
+    let heldoutLoss: number | null = null;
     const bar = verbose ? new ProgressBar({ total: cfg.steps }) : null;
     /** Re-forms the group at the last checkpoint (or the start); returns its step. */
     const recover = async (failed: number, reason: string): Promise<Recovery> => {
@@ -259,7 +298,7 @@ export async function train(
         stepMs.push(ms);
         tokens += stepTokens;
         const m = ranks[0];
-        const record: Record<string, number> & Record<string, unknown> = {
+        const record: StepRecord = {
           step: done,
           loss: m.loss,
           lm_loss: m.lmLoss,
@@ -271,6 +310,36 @@ export async function train(
           step_ms: ms,
           ...overlapFields(ranks.map((r) => r.overlap)),
         };
+        if (m.gates.length > 0) {
+          const gates = m.gates.map(gateHealth);
+          record.load_cv = meanLoadCv(gates);
+          record.gates = gates;
+          stepGates.push(m.gates);
+          if (stepGates.length > Math.ceil(cfg.steps / 4)) stepGates.shift();
+          const fresh = collapses.observe(done, m.gates);
+          if (fresh.length > 0) {
+            bar?.done();
+            for (const c of fresh) {
+              say(
+                `warning: step ${done}: ${c.gate} expert ${c.expert} got no token in steps ` +
+                  `${c.from}-${c.to} (routing collapse)`,
+              );
+            }
+          }
+          if (collapses.ongoing.length > 0) {
+            record.collapsed = collapses.ongoing.map((c) => ({ gate: c.gate, expert: c.expert }));
+          }
+        }
+        const spike = m.skipped ? null : spikes.observe(done, m.loss, m.gradNorm);
+        if (spike) {
+          record.spike = spike.reason;
+          bar?.done();
+          say(
+            `warning: step ${done}: spike: loss ${spike.loss.toFixed(3)} ` +
+              `(median of the last steps ${spike.medianLoss.toFixed(3)}), gradient norm ` +
+              `${spike.gradNorm.toPrecision(3)} (median ${spike.medianGradNorm.toPrecision(3)})`,
+          );
+        }
         if (trace) traced.set(done, ranks.map((r) => r.overlap?.ops ?? []));
         overlapRecords.push(record);
         if (m.skipped) {
@@ -293,12 +362,27 @@ export async function train(
         bar?.update({ step: done, loss: m.loss, tokensPerS: record.tokens_per_s });
         const last = done === cfg.steps;
         if (last || (cfg.evalEvery > 0 && done % cfg.evalEvery === 0)) {
-          record.val_loss = await validate();
-          record.val_ppl = Math.exp(record.val_loss);
+          const v = await validate();
+          record.val_loss = v.loss;
+          record.val_ppl = Math.exp(v.loss);
+          if (v.gates.length > 0) {
+            const dropped = v.gates.reduce((a, g) => a + g.drop_rate, 0) / v.gates.length;
+            record.val_drop_rate = dropped;
+            record.val_load_cv = meanLoadCv(v.gates);
+            record.val_gates = v.gates;
+          }
+          if (last) finalEval = v.gates;
+          if (last && hasHeldout) {
+            heldoutLoss = (await validate("heldout")).loss;
+            record.heldout_loss = heldoutLoss;
+          }
           bar?.done();
           say(
             `step ${done}: validation loss ${record.val_loss.toFixed(4)}, ` +
-              `perplexity ${record.val_ppl.toFixed(2)}`,
+              `perplexity ${record.val_ppl.toFixed(2)}` +
+              (last && heldoutLoss !== null
+                ? `; held-out text loss ${heldoutLoss.toFixed(4)}`
+                : ""),
           );
         }
         metrics.append(record);
@@ -337,6 +421,7 @@ export async function train(
       out: cfg.out,
       steps: cfg.steps,
       valLoss,
+      heldoutLoss,
       valPpl: Math.exp(valLoss),
       checkpoint,
       wallS: (performance.now() - t0) / 1000,
@@ -345,6 +430,9 @@ export async function train(
       recoveries,
       skippedSteps,
       overlap: overlapSummary(overlapRecords),
+      routing: stepGates.length > 0 ? { train: trainRouting(stepGates), eval: finalEval } : null,
+      collapses: [...collapses.collapses],
+      spikes: [...spikes.spikes],
       trace,
       mfu: stepMs.length ? await utilisation(cfg, group, medianStepMs) : null,
     };
@@ -382,6 +470,33 @@ async function utilisation(
     matmulFlopsPerS,
     mfu: modelFlopsPerS / matmulFlopsPerS,
   };
+}
+
+/** One line of `metrics.jsonl` as the loop builds it. */
+interface StepRecord {
+  [field: string]: unknown;
+  step: number;
+  tokens_per_s: number;
+  val_loss?: number;
+  val_ppl?: number;
+}
+
+/** Each gate's demand and drops summed over `steps`, as health figures. */
+export function trainRouting(steps: readonly (readonly GateStats[])[]): GateHealth[] {
+  const sums = new Map<string, GateStats>();
+  for (const gates of steps) {
+    for (const g of gates) {
+      const acc = sums.get(g.name);
+      if (!acc) sums.set(g.name, { ...g, load: [...g.load], demand: [...g.demand] });
+      else {
+        g.demand.forEach((n, e) => acc.demand[e] += n);
+        g.load.forEach((n, e) => acc.load[e] += n);
+        acc.dropped += g.dropped;
+        acc.assignments += g.assignments;
+      }
+    }
+  }
+  return [...sums.values()].map(gateHealth);
 }
 
 /**
@@ -515,11 +630,15 @@ async function writeSummary(cfg: TrainConfig, summary: TrainSummary): Promise<vo
       {
         val_loss: finite(summary.valLoss),
         val_ppl: finite(summary.valPpl),
+        heldout_loss: summary.heldoutLoss === null ? null : finite(summary.heldoutLoss),
         steps: summary.steps,
         tokens_per_s: finite(summary.tokensPerS),
         step_ms: finite(summary.stepMs),
         wall_s: summary.wallS,
         overlap: summary.overlap,
+        routing: summary.routing,
+        collapses: summary.collapses,
+        spikes: summary.spikes,
         recoveries: summary.recoveries,
         skipped_steps: summary.skippedSteps,
         checkpoint: summary.checkpoint,
