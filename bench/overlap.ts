@@ -9,14 +9,19 @@
  * - ScMoE Pos-2 (cases `scmoe-pos2/comm-x<r>-window`) where each pass's
  *   all-to-alls take r of its forward window, for r in
  *   {@linkcode WINDOW_RATIOS}: the regime where the paper hides it all
- *   (communication shorter than the window; the target here: hidden and eta
- *   at least 0.9); the measured `comm_window_ratio_fwd` / `_bwd` say what
- *   was reached.
+ *   (communication at most the window; the targets here: eta at least 0.9
+ *   up to 0.8 of the window, 0.8 at the window, {@linkcode etaTarget});
+ *   the measured `comm_window_ratio_fwd` / `_bwd` say what was reached.
  *
  * For one MoE block pair (a dense block, then an MoE block) it reports, per
  * case, the MoE block's `hidden_fraction`, `eta`, `comm_ms`, `compute_ms`
  * and `window_ms` of a training step (forward and backward), medians over
- * the measured steps and both ranks. Communication counts transfer only:
+ * the measured steps and both ranks, and where the block's time stands
+ * above its bound `max(compute, comm)` (`boundGap` of `overlap_report.ts`):
+ * `exposed_over_bound_ms`, `handoff_ms`, `skew_ms` and `overhead_ms`, each
+ * a median (so they add up to `bound_gap_ms` only about), and, for ScMoE
+ * Pos-2, the compute its overlapped path adds over the same steps run
+ * serially beside it (`added_compute_ms`, against `serial_block_ms`). Communication counts transfer only:
  * from the moment the last rank issued an all-to-all to the moment this
  * rank completed it (`transferFigures`); the `*_with_skew` figures count it from this rank's
  * issue, so they include waiting for the slower rank. With `--out DIR` it
@@ -37,6 +42,8 @@ import {
   alignCollectives,
   blockFigures,
   type BlockOverlap,
+  type BoundGap,
+  boundGap,
   type OverlapFigures,
   type OverlapReport,
   spanCollectives,
@@ -51,6 +58,9 @@ import {
 } from "../models/scheduler.ts";
 import { chromeTrace, fromChromeTrace, type TracedRun } from "../models/trace.ts";
 import { type BenchRow, formatNumber, median, printRows } from "./output.ts";
+
+/** Milliseconds as the log prints them. */
+const ms = (v: number) => `${formatNumber(v)} ms`;
 import { finiteMedian } from "../models/overlap_metrics.ts";
 import { timelineSvg } from "./timeline_svg.ts";
 
@@ -279,13 +289,15 @@ export function transferFigures(
 ): BlockFigures[] {
   const ops = align(perRank.map((c) => c.reports[step].ops!));
   return perRank.map((c, r) => {
-    const blocks = blockFigures(ops[r], c.reports[step].layout!);
-    return { ...sumFigures(blocks), blocks };
+    const layout = c.reports[step].layout!;
+    const blocks = blockFigures(ops[r], layout);
+    const exchanges = ops[r].filter((o) => o.kind === "comm" && layout.blockOf.has(o.name)).length;
+    return { ...sumFigures(blocks), blocks, exchanges };
   });
 }
 
-/** The figures of a run's MoE blocks, summed, with each block's. */
-export type BlockFigures = OverlapFigures & { blocks: BlockOverlap[] };
+/** The figures of a run's MoE blocks, summed, with each block's and their exchanges' count. */
+export type BlockFigures = OverlapFigures & { blocks: BlockOverlap[]; exchanges: number };
 
 /** Per step from `from` on, {@linkcode transferFigures} (those steps must keep their ops). */
 function stepsFrom(
@@ -364,8 +376,22 @@ export function correctLink(
   return { ...link, bandwidthBytesPerS: bytes / (next / 1e3) };
 }
 
-/** Communication over forward window of ScMoE Pos-2 in the regime the target names. */
-export const WINDOW_RATIOS = [0.4, 0.6, 0.8];
+/** Communication over forward window of ScMoE Pos-2 in the regime the targets name. */
+export const WINDOW_RATIOS = [0.4, 0.6, 0.8, 1];
+
+/**
+ * The eta ScMoE Pos-2 should reach with communication `ratio` of its
+ * window: 0.9 where communication is at most 0.8 of it, 0.8 at about the
+ * window.
+ */
+export function etaTarget(ratio: number): number {
+  return ratio <= 0.8 ? 0.9 : 0.8;
+}
+
+/** The case of `name` run serially (`overlap: false`) beside it, for the compute its overlap adds. */
+export function serialTwin(c: OverlapCase): OverlapCase {
+  return { ...c, name: `${c.name}/serial`, schedule: { ...c.schedule, overlap: false } };
+}
 
 /** The case of ScMoE Pos-2 with communication `ratio` of its forward window. */
 function windowCase(ratio: number): string {
@@ -442,16 +468,30 @@ export async function runOverlapBench(args: string[]): Promise<void> {
     traceFrom: warmup,
   });
   const cases = VARIANTS.map(caseOf);
-  const perRank = await runOnRanks(cases, { link: halfLink });
   const pos2 = caseOf(VARIANTS.find(([name]) => name === "scmoe-pos2")!);
+  // Variants interleaved step by step, so that machine noise hits them alike; Pos-2's
+  // serial twin beside them says what compute its overlapped path adds.
+  const mainRun = await runOnRanks([...cases, serialTwin(pos2)], {
+    link: halfLink,
+    interleave: true,
+  });
+  const perRank = mainRun.map((r) => r.slice(0, cases.length));
+  const pos2Serial = mainRun.map((r) => r[cases.length]);
   // Each ratio's run is repeated on a corrected link while its own measured ratio
   // (all-to-alls per pass over the forward window) misses by more than 0.1; the closest is kept.
   const pos2Bytes = unshaped(pos2Cal).bytes;
   const windowRanks: CaseResult[][] = [];
+  const windowSerial: CaseResult[][] = [];
   for (const [i, ratio] of WINDOW_RATIOS.entries()) {
-    let best: { got: number; results: CaseResult[]; link: LinkModel } | undefined;
+    let best:
+      | { got: number; results: CaseResult[]; serial: CaseResult[]; link: LinkModel }
+      | undefined;
     for (let round = 1; round <= 3; round++) {
-      const results = (await runOnRanks([pos2], { link: windowLinks[i] })).map((r) => r[0]);
+      const both = await runOnRanks([pos2, serialTwin(pos2)], {
+        link: windowLinks[i],
+        interleave: true,
+      });
+      const results = both.map((r) => r[0]);
       const w = transferFigure(results, warmup, (f) => f.blocks[0].forward.windowMs);
       const c = exchangeFigure(results, warmup, (f) => f.commMs);
       const got = c / 2 / w;
@@ -461,16 +501,17 @@ export async function runOverlapBench(args: string[]): Promise<void> {
         }`,
       );
       if (!best || Math.abs(got - ratio) < Math.abs(best.got - ratio)) {
-        best = { got, results, link: windowLinks[i] };
+        best = { got, results, serial: both.map((r) => r[1]), link: windowLinks[i] };
       }
       if (Math.abs(got - ratio) <= 0.1) break;
       windowLinks[i] = correctLink(windowLinks[i], pos2Bytes, 2 * ratio * w, c);
     }
     windowRanks.push(best!.results);
+    windowSerial.push(best!.serial);
     windowLinks[i] = best!.link;
   }
   const out: BenchRow[] = [];
-  const report = (name: string, results: CaseResult[]) => {
+  const report = (name: string, results: CaseResult[], serial?: CaseResult[]) => {
     for (const line of results[0].decisions) log(`${name}: rank 0 ${line}`);
     const metric = (metric: string, unit: string, value: number) =>
       out.push({ bench: "overlap", case: name, metric, value, unit });
@@ -493,9 +534,43 @@ export async function runOverlapBench(args: string[]): Promise<void> {
     metric("hidden_fraction_with_skew", "ratio", issued((r) => r.hiddenFraction));
     metric("eta_with_skew", "ratio", issued((r) => r.eta));
     metric("comm_ms_with_skew", "ms", issued((r) => r.commMs));
+    // Where the block's time stands above its bound (transfer-timed, as eta).
+    const gap = (pick: (g: BoundGap) => number) => moved((f) => pick(boundGap(f)));
+    metric("bound_ms", "ms", moved((f) => f.boundMs));
+    metric("bound_gap_ms", "ms", gap((g) => g.totalMs));
+    metric("exposed_over_bound_ms", "ms", gap((g) => g.exposedMs));
+    metric("handoff_ms", "ms", gap((g) => g.handoffMs));
+    metric("skew_ms", "ms", gap((g) => g.skewMs));
+    metric("overhead_ms", "ms", gap((g) => g.overheadMs));
+    const exchanges = moved((f) => f.exchanges);
+    metric("handoff_per_exchange_ms", "ms", moved((f) => f.handoffMs / f.exchanges));
+    const parts = [
+      `exposed beyond the bound ${ms(gap((g) => g.exposedMs))}`,
+      `hand-off ${ms(gap((g) => g.handoffMs))} (${exchanges} exchanges)`,
+      `skew ${ms(gap((g) => g.skewMs))}`,
+      `overhead ${ms(gap((g) => g.overheadMs))}`,
+    ];
+    if (serial) {
+      const serialCompute = figure(serial, warmup, (r) => r.computeMs);
+      metric("added_compute_ms", "ms", issued((r) => r.computeMs) - serialCompute);
+      metric("serial_block_ms", "ms", figure(serial, warmup, (r) => r.spanMs));
+      metric("serial_step_ms", "ms", groupFigure(serial, warmup, (r) => r.stepMs));
+      parts.push(
+        `compute ${ms(issued((r) => r.computeMs) - serialCompute)} more than serially ` +
+          `(${ms(serialCompute)})`,
+      );
+    }
+    log(
+      `${name}: block ${ms(issued((r) => r.spanMs))}, bound ${ms(moved((f) => f.boundMs))}, ` +
+        `serial ${ms(moved((f) => f.computeMs + f.commMs))}, eta ${
+          formatNumber(moved((f) => f.eta))
+        }; above the bound ${ms(gap((g) => g.totalMs))}: ${parts.join(", ")}`,
+    );
   };
-  cases.forEach((c, i) => report(c.name, perRank.map((r) => r[i])));
-  WINDOW_RATIOS.forEach((ratio, i) => report(windowCase(ratio), windowRanks[i]));
+  cases.forEach((c, i) =>
+    report(c.name, perRank.map((r) => r[i]), c.name === pos2.name ? pos2Serial : undefined)
+  );
+  WINDOW_RATIOS.forEach((ratio, i) => report(windowCase(ratio), windowRanks[i], windowSerial[i]));
   const link = (name: string, l: LinkModel) =>
     out.push({
       bench: "overlap",
@@ -508,12 +583,14 @@ export async function runOverlapBench(args: string[]): Promise<void> {
   WINDOW_RATIOS.forEach((ratio, i) => link(`link/${windowCase(ratio)}`, windowLinks[i]));
   const got = (c: string, m: string) =>
     formatNumber(out.find((r) => r.case === c && r.metric === m)!.value as number);
-  for (const c of WINDOW_RATIOS.map(windowCase)) {
+  for (const ratio of WINDOW_RATIOS) {
+    const c = windowCase(ratio);
     log(
-      `target (communication shorter than the window is hidden, as in the paper): ${c}: ` +
+      `target (communication at most the window is hidden, as in the paper): ${c}: ` +
         `communication ${got(c, "comm_window_ratio_fwd")} (forward) and ` +
         `${got(c, "comm_window_ratio_bwd")} (backward) of the window: hidden ` +
-        `${got(c, "hidden_fraction")}, eta ${got(c, "eta")} (>= 0.9 each)`,
+        `${got(c, "hidden_fraction")}, eta ${got(c, "eta")} (>= ${etaTarget(ratio)}), ` +
+        `hand-off ${got(c, "handoff_per_exchange_ms")} ms per exchange (< 1)`,
     );
   }
   printRows(out, values.json);

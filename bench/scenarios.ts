@@ -5,9 +5,12 @@
  * 50%; the block's all-to-alls only). One calibration run measures the top-2
  * block's compute, unshaped transfer time and all-to-all bytes on this
  * machine, for training and for inference steps; each scenario then sets,
- * per kind of step, the link bandwidth that gives its share, and corrects it
- * on the run's own measured share (reported) until within
- * {@linkcode SHARE_TOLERANCE}.
+ * per kind of step, the link bandwidth that gives its share, checks the
+ * share the run measured and recalibrates the link on it until within
+ * {@linkcode SHARE_TOLERANCE} ({@linkcode holdShare}, at most
+ * {@linkcode SHARE_TRIES} runs). A scenario's rows say the share they were
+ * measured at (`share_target`, `share_measured`, `on_target`,
+ * {@linkcode withShare}).
  *
  * The link is shaped for real when running as root (`shaping: "tc"`: 2 rank
  * processes in network namespaces over NATS, the all-to-alls crossing a tc
@@ -79,10 +82,20 @@ export const SCENARIOS: Record<
   ethernet: { share: 0.5, setting: "2 nodes over Ethernet (no speed-up table)", paper: {} },
 };
 
-/** Every variant measured, as `[case name, model, schedule]`, top-2 (serial) last. */
+/**
+ * Every variant measured, as `[case name, model, schedule]`, top-2 (serial)
+ * last. The paper's top-1 and shared-expert baselines are not pipelined,
+ * as top-2 is not (pipelining is the `top2-pipelined` baseline's): top-1,
+ * whose window is empty, runs serially; the shared expert overlaps its own
+ * window, in one chunk. With the default schedule (`chunks: "auto"`) a gate
+ * whose communication is longer than its window is pipelined if a trial
+ * measures it faster, and top-1's inference was: the 0.75–0.82 hidden
+ * fraction that `pcie/top1` read in inference was Tutel-style pipelining of
+ * its 8 chunks, not an error of the figure, but not the paper's top-1.
+ */
 export const SCENARIO_VARIANTS: typeof VARIANTS = [
-  ["top1", { variant: "top1" }, {}],
-  ["se", { variant: "se" }, {}],
+  ["top1", { variant: "top1" }, { overlap: false }],
+  ["se", { variant: "se" }, { chunks: 1 }],
   ...VARIANTS,
 ];
 
@@ -104,11 +117,6 @@ export interface Calibration {
  */
 export function unshapedShare(cal: Calibration): number {
   return cal.fixedMs / (cal.computeMs + cal.fixedMs);
-}
-
-/** Whether no link reaches `share`: the unshaped one already gives more, beyond the tolerance. */
-export function outOfReach(cal: Calibration, share: number): boolean {
-  return share < unshapedShare(cal) - SHARE_TOLERANCE;
 }
 
 /**
@@ -216,15 +224,183 @@ async function ranksFor(shaping: Shaping) {
 export interface ScenarioResults {
   /** How the links were shaped. */
   shaping: Shaping;
-  /** The benchmark's rows (every row carries `shaping`). */
-  rows: (BenchRow & { shaping: Shaping })[];
+  /**
+   * The benchmark's rows (every row carries `shaping`; a scenario's rows
+   * carry its share check, {@linkcode withShare}).
+   */
+  rows: ScenarioRow[];
   /** The median training step (by step time) of every variant, per scenario. */
   traced: Record<string, TracedRun[]>;
   /** The calibration measured, per kind of step. */
   calibration: Record<StepKind, Calibration>;
   /** The sizes used. */
   sizes: { nEmbd: number; rows: number; seq: number; warmup: number; measured: number };
+  /** Per scenario and kind of step, the top-2 share its rows were measured at. */
+  shares: Record<string, Record<StepKind, ShareCheck>>;
 }
+
+/**
+ * A row of the benchmark. A scenario's rows also say the top-2 share their
+ * kind of step was measured at: `share_target` (the scenario's),
+ * `share_measured` (the top-2 block's in the run kept) and `on_target`
+ * (1 within {@linkcode SHARE_TOLERANCE}, else 0: its speed-ups are not the
+ * scenario's and are never compared with the paper's; its `reference` says
+ * so).
+ */
+export type ScenarioRow = BenchRow & {
+  shaping: Shaping;
+  share_target?: number;
+  share_measured?: number;
+  on_target?: 0 | 1;
+};
+
+/** The top-2 share one kind of step of a scenario was measured at. */
+export interface ShareCheck {
+  /** The scenario's share. */
+  target: number;
+  /** The top-2 block's share measured in the run kept. */
+  measured: number;
+  /** Whether it is within {@linkcode SHARE_TOLERANCE} of the target. */
+  onTarget: boolean;
+  /**
+   * A run on the fastest link still gave more than the target: no link
+   * reaches it with this transport.
+   */
+  outOfReach: boolean;
+  /** Runs measured. */
+  runs: number;
+}
+
+/** The kind of step a scenario metric describes: `infer_*` inference, the rest training. */
+export function shareKind(metric: string): StepKind {
+  return metric.startsWith("infer_") ? "infer" : "train";
+}
+
+/**
+ * `row` marked with the share check of its kind of step ({@linkcode shareKind}).
+ *
+ * @example
+ * ```ts
+ * import { withShare } from "./scenarios.ts";
+ * const check = { target: 0.15, measured: 0.098, onTarget: false, outOfReach: false, runs: 4 };
+ * const row = { bench: "scenarios", case: "nvlink/se", metric: "train_speedup", value: 1.04, unit: "x", shaping: "tc" as const };
+ * withShare(row, { train: check, infer: { ...check, measured: 0.16, onTarget: true } }).on_target; // 0
+ * ```
+ */
+export function withShare(row: ScenarioRow, checks: Record<StepKind, ShareCheck>): ScenarioRow {
+  const c = checks[shareKind(row.metric)];
+  if (!c) return row;
+  const marked: ScenarioRow = {
+    ...row,
+    share_target: c.target,
+    share_measured: c.measured,
+    on_target: c.onTarget ? 1 : 0,
+  };
+  if (!c.onTarget && row.reference) {
+    marked.reference = `${row.reference}, not compared: top-2 share ` +
+      `${c.measured.toFixed(3)} off its target ${c.target}`;
+  }
+  return marked;
+}
+
+/** One run of {@linkcode holdShare}'s `measure`: the top-2 block's share and what it came from. */
+export interface ShareRun<T> {
+  /** The top-2 share measured. */
+  share: number;
+  /** The top-2 block's compute per rank (ms). */
+  computeMs: number;
+  /** Its communication as the group's exchange (ms). */
+  commMs: number;
+  /** Whatever else the run measured (kept for the run closest to the target). */
+  results: T;
+}
+
+/** What {@linkcode holdShare} kept. */
+export interface HeldShare<T> {
+  /** The link of the run kept. */
+  link: LinkModel;
+  /** That run's results. */
+  result: T;
+  /** How its share compares with the target. */
+  check: ShareCheck;
+}
+
+/** Options of {@linkcode holdShare}. */
+export interface HoldShareOptions<T> {
+  /** The scenario's share. */
+  target: number;
+  /** The unshaped calibration of the kind of step: the first link. */
+  calibration: Calibration;
+  /** The links' latency. */
+  latencyS: number;
+  /** Runs every variant on `link` and measures the top-2 share. */
+  measure: (link: LinkModel) => Promise<ShareRun<T>>;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Runs at most (default {@linkcode SHARE_TRIES}). */
+  tries?: number;
+}
+
+/**
+ * Measures on the link the calibration gives for `target`, checks the top-2
+ * share the run measured, and while it misses by more than
+ * {@linkcode SHARE_TOLERANCE} recalibrates the link from the runs so far
+ * ({@linkcode nextWireMs}) and measures again, at most `tries` runs. The
+ * run closest to the target is kept, and its check says whether it hit.
+ * The calibration alone never rules a share out of reach (a busy machine
+ * slows its unshaped transfer): only a run on the fastest link (the wire a
+ * tenth of the communication, as {@linkcode linkForComm} allows) that still
+ * measures more than the target stops the tries early.
+ */
+export async function holdShare<T>(opts: HoldShareOptions<T>): Promise<HeldShare<T>> {
+  const { target, calibration: cal } = opts;
+  const tries = opts.tries ?? SHARE_TRIES;
+  const want = (computeMs: number) => (target / (1 - target)) * computeMs;
+  const wireOf = (l: LinkModel) => (cal.bytes / l.bandwidthBytesPerS) * 1e3;
+  let link = linkForShare(cal, target, opts.latencyS);
+  let best: { link: LinkModel; run: ShareRun<T> } | undefined;
+  const tried: ShareTrial[] = [];
+  let outOfReach = false;
+  for (let round = 1; round <= tries; round++) {
+    const m = await opts.measure(link);
+    opts.log?.(
+      `run ${round}: link ${(link.bandwidthBytesPerS / 1e6).toFixed(3)} MB/s -> top-2 share ` +
+        `${m.share.toFixed(3)} (target ${target})`,
+    );
+    if (!best || Math.abs(m.share - target) < Math.abs(best.run.share - target)) {
+      best = { link, run: m };
+    }
+    if (Math.abs(m.share - target) <= SHARE_TOLERANCE) break;
+    const wireMs = wireOf(link);
+    const floorMs = want(m.computeMs) / 10;
+    if (m.share > target && wireMs <= floorMs * (1 + 1e-6)) {
+      outOfReach = true;
+      opts.log?.(`share ${target} is out of reach: the fastest link gave ${m.share.toFixed(3)}`);
+      break;
+    }
+    if (round === tries) break;
+    tried.push({ wireMs, share: m.share });
+    const corrected = correctLink(link, cal.bytes, want(m.computeMs), m.commMs);
+    const next = Math.max(floorMs, nextWireMs(tried, target, wireOf(corrected)));
+    link = { ...link, bandwidthBytesPerS: cal.bytes / (next / 1e3) };
+  }
+  const measured = best!.run.share;
+  const onTarget = Math.abs(measured - target) <= SHARE_TOLERANCE;
+  if (!onTarget) {
+    opts.log?.(
+      `off target: the closest run measured ${measured.toFixed(3)} against ${target} ` +
+        `(±${SHARE_TOLERANCE}); its rows say on_target 0`,
+    );
+  }
+  return {
+    link: best!.link,
+    result: best!.run.results,
+    check: { target, measured, onTarget, outOfReach, runs: tried.length + 1 },
+  };
+}
+
+/** Runs at most per scenario and kind of step to bring the top-2 share within the tolerance. */
+export const SHARE_TRIES = 4;
 
 /** Training steps, or forward-only (inference) steps. */
 export type StepKind = "train" | "infer";
@@ -356,50 +532,33 @@ async function measureWith(
   }
   /**
    * Every variant's `kind` steps, interleaved, on the link that gives the
-   * top-2 block `share`: measured, and measured again on a corrected link
-   * ({@linkcode nextWireMs}) while the run's own top-2 share misses by more
-   * than the tolerance (at most 3 runs; the closest is kept). A share below what the unshaped
-   * link already gives is out of reach: one run, on the fastest link.
+   * top-2 block `share`, held there by {@linkcode holdShare}.
    */
-  const measureAt = async (scenario: string, kind: StepKind, share: number) => {
-    let link = linkForShare(calibration[kind], share, latencyS);
-    const reachable = !outOfReach(calibration[kind], share);
-    if (!reachable) {
-      log(
-        `${scenario} (${kind}): share ${share} is out of reach, the unshaped link already gives ` +
-          `${unshapedShare(calibration[kind]).toFixed(3)}; one run`,
-      );
-    }
-    let best: { link: LinkModel; got: number; results: CaseResult[][] } | undefined;
-    const bytes = calibration[kind].bytes;
-    const tried: ShareTrial[] = [];
-    for (let round = 1; round <= (reachable ? 3 : 1); round++) {
-      const perRank = await run(SCENARIO_VARIANTS.map((v) => caseOf(v, kind)), {
-        link,
-        gradLink: null,
-        interleave: true,
-      });
-      const results = SCENARIO_VARIANTS.map((_, i) => perRank.map((r) => r[i]));
-      const m = measuredShare(results[SCENARIO_VARIANTS.indexOf(top2)], sizes.warmup);
-      log(
-        `${scenario} (${kind}) run ${round}: link ${(link.bandwidthBytesPerS / 1e6).toFixed(3)} ` +
-          `MB/s -> top-2 share ${m.share.toFixed(3)} (target ${share})`,
-      );
-      if (!best || Math.abs(m.share - share) < Math.abs(best.got - share)) {
-        best = { link, got: m.share, results };
-      }
-      if (Math.abs(m.share - share) <= SHARE_TOLERANCE) break;
-      tried.push({ wireMs: (bytes / link.bandwidthBytesPerS) * 1e3, share: m.share });
-      const corrected = correctLink(link, bytes, (share / (1 - share)) * m.computeMs, m.commMs);
-      const wireMs = nextWireMs(tried, share, (bytes / corrected.bandwidthBytesPerS) * 1e3);
-      link = { ...link, bandwidthBytesPerS: bytes / (wireMs / 1e3) };
-    }
-    return best!;
-  };
+  const measureAt = (scenario: string, kind: StepKind, share: number) =>
+    holdShare({
+      target: share,
+      calibration: calibration[kind],
+      latencyS,
+      log: (line) => log(`${scenario} (${kind}) ${line}`),
+      measure: async (link) => {
+        const perRank = await run(SCENARIO_VARIANTS.map((v) => caseOf(v, kind)), {
+          link,
+          gradLink: null,
+          interleave: true,
+        });
+        const results = SCENARIO_VARIANTS.map((_, i) => perRank.map((r) => r[i]));
+        return {
+          ...measuredShare(results[SCENARIO_VARIANTS.indexOf(top2)], sizes.warmup),
+          results,
+        };
+      },
+    });
   const rows: ScenarioResults["rows"] = [];
   const traced: Record<string, TracedRun[]> = {};
-  const push = (c: string, metric: string, value: number | string, unit: string, ref?: number) =>
-    rows.push({
+  const shares: ScenarioResults["shares"] = {};
+  const push = (c: string, metric: string, value: number | string, unit: string, ref?: number) => {
+    const checks = shares[c.split("/")[0]];
+    const row: ScenarioRow = {
       bench: "scenarios",
       case: c,
       metric,
@@ -407,7 +566,9 @@ async function measureWith(
       unit,
       shaping,
       ...(ref === undefined ? {} : { reference: `paper ${ref}` }),
-    });
+    };
+    rows.push(checks ? withShare(row, checks) : row);
+  };
   push("machine", "cores", navigator.hardwareConcurrency, "cores");
   push("machine", "ranks", 2, "ranks");
   push("machine", "shaping", shaping, "method");
@@ -415,9 +576,13 @@ async function measureWith(
   push("calibration", "infer_unshaped_comm_share", unshapedShare(calibration.infer), "ratio");
   for (const [scenario, spec] of Object.entries(SCENARIOS)) {
     const results: Record<StepKind, CaseResult[][]> = { train: [], infer: [] };
+    const checks: Partial<Record<StepKind, ShareCheck>> = {};
+    shares[scenario] = checks as Record<StepKind, ShareCheck>;
     for (const kind of kinds) {
-      const { link, results: measured } = await measureAt(scenario, kind, spec.share);
+      const held = await measureAt(scenario, kind, spec.share);
+      const { link, result: measured } = held;
       results[kind] = measured;
+      checks[kind] = held.check;
       const metric = kind === "train" ? "bandwidth" : "infer_bandwidth";
       push(`${scenario}/link`, metric, link.bandwidthBytesPerS / 1e6, "MB/s");
       if (kind !== "train") continue;
@@ -501,7 +666,7 @@ async function measureWith(
       };
     });
   }
-  return { shaping, rows, traced, calibration, sizes };
+  return { shaping, rows, traced, calibration, sizes, shares };
 }
 
 /** Variants also measured with the dense-gradient all-reduce on the scenario's link. */

@@ -10,6 +10,7 @@
 
 import { buffersOf, type CallOp, type FromComm, type ToComm } from "./comm_protocol.ts";
 import { CommunicatorClosedError, errorFromWire, PeerDiedError } from "./errors.ts";
+import { nowMs } from "./link.ts";
 import type {
   CollectiveOptions,
   CommStats,
@@ -32,6 +33,9 @@ function split(opts?: CollectiveOptions): [CollectiveOptions | undefined, Pendin
   return [rest, timing];
 }
 
+/** Round trips to the communication thread that measure its clock (the shortest counts). */
+export const CLOCK_PINGS = 8;
+
 class CommProxy implements Communicator {
   readonly rank: number;
   readonly size: number;
@@ -41,6 +45,9 @@ class CommProxy implements Communicator {
   #nextId = 0;
   #failure?: Error;
   #closed?: () => void;
+  /** The communication thread's clock less this thread's (see {@linkcode CLOCK_PINGS}). */
+  #clockOffsetMs = 0;
+  #clockReply?: (m: { sentAt: number; at: number; back: number }) => void;
 
   constructor(spec: GroupSpec, worker: Worker) {
     this.rank = spec.rank;
@@ -111,6 +118,27 @@ class CommProxy implements Communicator {
     this.#worker.terminate();
   }
 
+  /**
+   * Measures the communication thread's clock against this one's: each
+   * Worker's `nowMs()` starts from its own time origin, and two of them were
+   * seen 1 to 4 ms apart, as much as a hand-off or a short transfer. Of
+   * {@linkcode CLOCK_PINGS} round trips the shortest gives the offset (its
+   * error at most half of that round trip).
+   */
+  async syncClock(): Promise<void> {
+    let best = { rtt: Infinity, offset: 0 };
+    for (let i = 0; i < CLOCK_PINGS; i++) {
+      const m = await new Promise<{ sentAt: number; at: number; back: number }>((resolve) => {
+        this.#clockReply = resolve;
+        this.#post({ type: "clock", sentAt: nowMs() });
+      });
+      const rtt = m.back - m.sentAt;
+      if (rtt < best.rtt) best = { rtt, offset: m.at - (m.sentAt + m.back) / 2 };
+    }
+    this.#clockReply = undefined;
+    this.#clockOffsetMs = best.offset;
+  }
+
   #call<R>(op: CallOp, args: unknown[], timing?: Pending["timing"]): Promise<R> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
@@ -132,13 +160,15 @@ class CommProxy implements Communicator {
 
   #onMessage(m: FromComm): void {
     if (m.type === "closed") return this.#closed?.();
+    if (m.type === "clock") return this.#clockReply?.({ ...m, back: nowMs() });
     if (m.type !== "result" && m.type !== "failed") return;
     if (m.id === undefined) return;
     const p = this.#pending.get(m.id);
     if (!p) return;
     this.#pending.delete(m.id);
     if (m.type === "result") {
-      if (p.timing) p.timing.doneAtMs = m.doneAt;
+      // In this thread's clock, as the caller's own `nowMs()` times.
+      if (p.timing) p.timing.doneAtMs = m.doneAt - this.#clockOffsetMs;
       p.resolve(m.value);
     } else p.reject(errorFromWire(m.error));
   }
@@ -153,7 +183,9 @@ class CommProxy implements Communicator {
 /**
  * Joins a group from this thread: starts a communication Worker that owns the
  * transport (local MessagePorts are transferred to it; for `nats` it opens its
- * own connection) and resolves once the transport is up. Calls on the result
+ * own connection) and resolves once the transport is up and the worker's
+ * clock is measured against this thread's (so `timing.doneAtMs` reads in
+ * this thread's `nowMs()`). Calls on the result
  * transfer their input arrays to that worker (the caller must not use them
  * afterwards) and resolve with arrays transferred back.
  *
@@ -177,8 +209,10 @@ export function createCommunicator(
   const ports = spec.kind === "local" ? spec.ports.filter((p): p is MessagePort => p !== null) : [];
   return new Promise((resolve, reject) => {
     worker.onmessage = (e: MessageEvent<FromComm>) => {
-      if (e.data.type === "ready") resolve(new CommProxy(spec, worker));
-      else if (e.data.type === "failed") {
+      if (e.data.type === "ready") {
+        const proxy = new CommProxy(spec, worker);
+        proxy.syncClock().then(() => resolve(proxy), reject);
+      } else if (e.data.type === "failed") {
         worker.terminate();
         reject(errorFromWire(e.data.error));
       }

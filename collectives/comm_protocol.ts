@@ -25,12 +25,14 @@ export type ToComm =
   | { type: "init"; spec: GroupSpec }
   | { type: "call"; id: number; op: CallOp; args: unknown[] }
   | { type: "died"; rank: number; reason?: string }
+  | { type: "clock"; sentAt: number }
   | { type: "close" };
 
 /** From the worker to the proxy; `failed` without id is a failed init. */
 export type FromComm =
   | { type: "ready" }
   | { type: "result"; id: number; value: unknown; doneAt: number }
+  | { type: "clock"; sentAt: number; at: number }
   | { type: "failed"; id?: number; error: WireError }
   | { type: "closed" };
 

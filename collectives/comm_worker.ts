@@ -46,6 +46,9 @@ self.onmessage = async (e: MessageEvent<ToComm>) => {
         self.postMessage({ type: "failed", id: m.id, error: errorToWire(err) });
       }
       return;
+    case "clock":
+      self.postMessage({ type: "clock", sentAt: m.sentAt, at: nowMs() });
+      return;
     case "died":
       engine?.markPeerDied(m.rank, m.reason);
       return;

@@ -5,10 +5,17 @@
  * @module
  */
 
+import { nowMs } from "./link.ts";
 import { BaseTransport, type TransportOptions } from "./transport.ts";
 import type { Elem } from "./types.ts";
 
-/** What travels on a port: tag, array, delivery stamp. */
+/**
+ * What travels on a port: tag, array, and the milliseconds until the frame
+ * may be delivered, counted from its posting. Each Worker's clock has its
+ * own origin (two were seen 1 to 4 ms apart), so the receiver counts the
+ * wait from the frame's arrival on its own clock, not from a stamp of the
+ * sender's; the port's own transit adds to it, as a real link's would.
+ */
 interface LocalFrame {
   t: string;
   d: Elem;
@@ -50,7 +57,7 @@ export class LocalTransport extends BaseTransport {
     ports.forEach((port, src) => {
       if (!port) return;
       port.onmessage = (e) => {
-        if (isFrame(e.data)) this.arrive(src, e.data.t, e.data.d, e.data.r);
+        if (isFrame(e.data)) this.arrive(src, e.data.t, e.data.d, nowMs() + e.data.r);
         else this.drop();
       };
       port.onmessageerror = () => this.drop();
@@ -60,7 +67,7 @@ export class LocalTransport extends BaseTransport {
   protected transmit(dst: number, tag: string, data: Elem, readyAt: number): Promise<void> {
     const port = this.#ports[dst];
     if (!port) return Promise.reject(new Error(`no port to rank ${dst}`));
-    const frame: LocalFrame = { t: tag, d: data, r: readyAt };
+    const frame: LocalFrame = { t: tag, d: data, r: readyAt - nowMs() };
     port.postMessage(frame, [data.buffer as ArrayBuffer]);
     return Promise.resolve();
   }

@@ -32,7 +32,8 @@ export interface CollectiveOptions {
   timeoutMs?: number;
   /**
    * Filled in when the call succeeds, for overlap measurements: `doneAtMs` is
-   * when the communication thread completed it (as `nowMs()` of `link.ts`),
+   * when the communication thread completed it (as `nowMs()` of `link.ts` on
+   * the calling thread: corrected for the two threads' clocks),
    * which can be well before the caller's thread sees the result. Stays on
    * this rank; left empty where no communication thread reports it.
    */

@@ -30,7 +30,19 @@ export interface StepOverlap {
 /** The summable part of figures. */
 function measured(f: Measured): Measured {
   const { computeMs, commMs, exposedMs, handoffMs, spanMs, windowMs, boundMs } = f;
-  return { computeMs, commMs, exposedMs, handoffMs, spanMs, windowMs, boundMs };
+  const { skewMs, overheadMs, exposedOverBoundMs } = f;
+  return {
+    computeMs,
+    commMs,
+    exposedMs,
+    handoffMs,
+    skewMs,
+    overheadMs,
+    exposedOverBoundMs,
+    spanMs,
+    windowMs,
+    boundMs,
+  };
 }
 
 /** A rank's {@linkcode StepOverlap} from its step's report; `ops` kept when `traced`. */
@@ -66,7 +78,8 @@ function fields(parts: Measured[], n: number) {
  * ```ts
  * import { overlapFields } from "./overlap_metrics.ts";
  * const total = {
- *   computeMs: 10, commMs: 4, exposedMs: 1, handoffMs: 0, spanMs: 11, windowMs: 6, boundMs: 10,
+ *   computeMs: 10, commMs: 4, exposedMs: 1, handoffMs: 0, skewMs: 0, overheadMs: 0,
+ *   exposedOverBoundMs: 1, spanMs: 11, windowMs: 6, boundMs: 10,
  * };
  * overlapFields([{ total, blocks: [{ block: 1, ...total }] }]).hidden_fraction; // 0.75
  * ```

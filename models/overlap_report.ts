@@ -13,10 +13,22 @@
  * - `handoffMs`: time the compute thread went on waiting after one completed
  *   on the comm thread, until the result reached it (thread hand-off, not
  *   communication: in neither `commMs` nor `exposedMs`)
+ * - `skewMs`: time the compute thread waited on one before it started (with
+ *   collectives timed from the last rank's issue, {@linkcode alignCollectives}:
+ *   waiting for a slower rank to issue its part)
+ * - `overheadMs`: block time on the compute thread in neither a compute op
+ *   nor a wait (scheduling: awaits, bookkeeping, garbage collection, the
+ *   thread preempted)
+ * - `exposedOverBoundMs`: exposed communication beyond what the bound
+ *   leaves exposed (`max(0, comm - compute)` per pass)
  * - `spanMs`: measured block time (first op start to last op end)
  * - `hiddenFraction = 1 - exposed / comm`
  * - `eta = (T_ser - T_meas) / (T_ser - T_bound)` with `T_ser = compute + comm`
  *   and `T_bound = max(compute, comm)` per pass
+ *
+ * Where `T_meas` stands above the bound, exactly (per pass, so summed too):
+ * `spanMs - boundMs = exposedOverBoundMs + handoffMs + skewMs + overheadMs`
+ * ({@linkcode boundGap}).
  *
  * @module
  */
@@ -51,6 +63,12 @@ export interface Measured {
   exposedMs: number;
   /** Compute-thread time spent waiting on them after they completed (result hand-off). */
   handoffMs: number;
+  /** Compute-thread time spent waiting on them before they started (a later rank's issue). */
+  skewMs: number;
+  /** Compute-thread time in the block in neither a compute op nor a wait. */
+  overheadMs: number;
+  /** Exposed time beyond the bound's `max(0, comm - compute)`, per pass. */
+  exposedOverBoundMs: number;
   /** Measured block time. */
   spanMs: number;
   /** The overlap window's backbone ops. */
@@ -92,6 +110,9 @@ export function sumFigures(parts: Measured[]): OverlapFigures {
     commMs: 0,
     exposedMs: 0,
     handoffMs: 0,
+    skewMs: 0,
+    overheadMs: 0,
+    exposedOverBoundMs: 0,
     spanMs: 0,
     windowMs: 0,
     boundMs: 0,
@@ -104,6 +125,45 @@ export function sumFigures(parts: Measured[]): OverlapFigures {
     ...m,
     hiddenFraction: m.commMs > 0 ? 1 - m.exposedMs / m.commMs : null,
     eta: serial - m.boundMs > 1e-9 ? (serial - m.spanMs) / (serial - m.boundMs) : null,
+  };
+}
+
+/** Where a block's measured time stands above its bound: the parts of `spanMs - boundMs`, in ms. */
+export interface BoundGap {
+  /** `spanMs - boundMs`: the sum of the rest. */
+  totalMs: number;
+  /** Communication exposed beyond what the bound leaves exposed. */
+  exposedMs: number;
+  /** Results handed from the communication thread to the compute thread. */
+  handoffMs: number;
+  /** Waits for a later rank to issue its part. */
+  skewMs: number;
+  /** Compute-thread time in neither a compute op nor a wait (scheduling overhead). */
+  overheadMs: number;
+}
+
+/**
+ * The parts of `spanMs - boundMs` of figures (a pass, a block or a sum):
+ * exposed communication beyond the bound, hand-off, skew and overhead,
+ * which add up to it exactly.
+ *
+ * @example
+ * ```ts
+ * import { boundGap, sumFigures } from "./overlap_report.ts";
+ * const f = sumFigures([{
+ *   computeMs: 10, commMs: 6, exposedMs: 1, handoffMs: 0.5, skewMs: 2, overheadMs: 1.5,
+ *   exposedOverBoundMs: 1, spanMs: 15, windowMs: 8, boundMs: 10,
+ * }]);
+ * boundGap(f); // { totalMs: 5, exposedMs: 1, handoffMs: 0.5, skewMs: 2, overheadMs: 1.5 }
+ * ```
+ */
+export function boundGap(f: Measured): BoundGap {
+  return {
+    totalMs: f.spanMs - f.boundMs,
+    exposedMs: f.exposedOverBoundMs,
+    handoffMs: f.handoffMs,
+    skewMs: f.skewMs,
+    overheadMs: f.overheadMs,
   };
 }
 
@@ -147,23 +207,29 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
       const comms = mine.filter((o) => o.kind === "comm");
       const commMs = unionMs(comms);
       const commOf = new Map(comms.map((o) => [o.name, o]));
-      let exposedMs = 0, handoffMs = 0;
+      let exposedMs = 0, handoffMs = 0, skewMs = 0;
       for (const w of mine.filter((o) => o.kind === "wait")) {
         const c = commOf.get(w.name);
         const [start, end] = c ? [c.startMs, c.endMs] : [-Infinity, Infinity];
         exposedMs += Math.max(0, Math.min(w.endMs, end) - Math.max(w.startMs, start));
         handoffMs += Math.max(0, w.endMs - Math.max(w.startMs, end));
+        skewMs += Math.max(0, Math.min(w.endMs, start) - w.startMs);
       }
+      const spanMs = thread.length
+        ? Math.max(...thread.map((o) => o.endMs)) - Math.min(...thread.map((o) => o.startMs))
+        : 0;
+      const boundMs = Math.max(computeMs, commMs);
       return sumFigures([{
         computeMs,
         commMs,
         exposedMs,
         handoffMs,
-        spanMs: thread.length
-          ? Math.max(...thread.map((o) => o.endMs)) - Math.min(...thread.map((o) => o.startMs))
-          : 0,
+        skewMs,
+        overheadMs: spanMs - computeMs - total("wait"),
+        exposedOverBoundMs: exposedMs - (boundMs - computeMs),
+        spanMs,
         windowMs: total("op", (o) => layout.windowOps.get(block)?.has(o.name) ?? false),
-        boundMs: Math.max(computeMs, commMs),
+        boundMs,
       }]);
     };
     const forward = pass("fwd");

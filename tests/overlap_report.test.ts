@@ -5,11 +5,13 @@
  * slower rank to issue; after, it is the result's hand-off to the compute
  * thread).
  */
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import {
   alignCollectives,
   blockFigures,
+  boundGap,
   spanCollectives,
+  sumFigures,
   type TimedOp,
 } from "../models/overlap_report.ts";
 
@@ -83,4 +85,52 @@ Deno.test("blockFigures on aligned ops: serial exchanges hide nothing, whichever
     figures.map((b) => [b.commMs, b.exposedMs, b.handoffMs, b.hiddenFraction]),
     [[2, 2, 0.5, 0], [5, 5, 0.5, 0]],
   );
+});
+
+Deno.test("boundGap: where the block's time above its bound goes, worked by hand", () => {
+  // One MoE block's forward on 2 ranks: gate g, window op w, the dispatch x, experts e.
+  const layout3 = {
+    blockOf: new Map([["g", 1], ["w", 1], ["x", 1], ["e", 1]]),
+    windowOps: new Map([[1, new Set(["w"])]]),
+  };
+  const ranks = [
+    [
+      // Rank 0 issues x at 1, runs w until 2, bookkeeping until 2.5, then waits until 10:
+      // rank 1 issues at 3 (0.5 ms of skew), rank 0's part arrives at 9 (6 ms exposed), and
+      // its compute thread takes the result at 10 (1 ms of hand-off). Experts until 12.
+      op("g", "op", 0, 1),
+      op("x", "comm", 1, 9),
+      op("w", "op", 1, 2),
+      op("x", "wait", 2.5, 10),
+      op("e", "op", 10, 12),
+    ],
+    [
+      // Rank 1's gate ends at 3 and it issues x then; its window op runs until 8, by which
+      // time the rows have arrived (at 8); it takes them 0.2 ms later.
+      op("g", "op", 0, 3),
+      op("x", "comm", 3, 8),
+      op("w", "op", 3, 8),
+      op("x", "wait", 8, 8.2),
+      op("e", "op", 8.2, 10.2),
+    ],
+  ];
+  const [b0, b1] = alignCollectives(ranks).map((ops) => blockFigures(ops, layout3)[0]);
+  // Rank 0: compute 1 + 1 + 2 = 4, transfer 3..9 = 6, bound 6, span 12: 6 ms above the bound,
+  // of which 2 ms of the 6 exposed the bound itself leaves (comm - compute), so 4 beyond it.
+  deepEqual([b0.computeMs, b0.commMs, b0.boundMs, b0.spanMs], [4, 6, 6, 12]);
+  deepEqual(boundGap(b0), { totalMs: 6, exposedMs: 4, handoffMs: 1, skewMs: 0.5, overheadMs: 0.5 });
+  // Rank 1: compute 3 + 5 + 2 = 10, transfer 3..8 = 5, bound 10, span 10.2: all hand-off.
+  deepEqual([b1.computeMs, b1.commMs, b1.boundMs, b1.spanMs], [10, 5, 10, 10.2]);
+  const g1 = boundGap(b1);
+  deepEqual([g1.exposedMs, g1.skewMs], [0, 0]);
+  ok(Math.abs(g1.totalMs - 0.2) < 1e-9 && Math.abs(g1.handoffMs - 0.2) < 1e-9);
+  ok(Math.abs(g1.overheadMs) < 1e-9);
+  // eta = (T_ser - T_meas) / (T_ser - T_bound): (10 - 12) / (10 - 6) and (15 - 10.2) / (15 - 10).
+  equal(b0.eta, -0.5);
+  ok(Math.abs(b1.eta! - 0.96) < 1e-9);
+  // The parts add up to the whole, for a sum of blocks too.
+  const both = boundGap(sumFigures([b0, b1]));
+  ok(Math.abs(both.totalMs - 6.2) < 1e-9);
+  const parts = both.exposedMs + both.handoffMs + both.skewMs + both.overheadMs;
+  ok(Math.abs(parts - both.totalMs) < 1e-9, `${parts} vs ${both.totalMs}`);
 });
