@@ -23,10 +23,9 @@
  * @module
  */
 import { parseCommand, usage } from "../cli/flags.ts";
-import { createShapedHosts, type ShapedHosts } from "../collectives/netns.ts";
 import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 import { CLUSTER_COMMAND } from "./commands.ts";
-import { Child, killLeftovers, serverConfig } from "./multihost.ts";
+import { HostJob } from "./multihost.ts";
 import { type BenchRow, median, printRows } from "./output.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -70,40 +69,18 @@ export async function runClusterCase(
   opts: { net: number; warmup: number; reps: number },
 ): Promise<ClusterResult> {
   const single = c.layout === "single";
-  const net: ShapedHosts = await createShapedHosts({
+  const hosts = await HostJob.create({
     hosts: single ? c.hosts + 1 : c.hosts,
     rateMbit: c.rateMbit,
     net: opts.net,
+    prefix: "scmoe-cluster-",
   });
-  const dir = await Deno.makeTempDir({ prefix: "scmoe-cluster-" });
-  const token = crypto.randomUUID().replaceAll("-", "");
-  const children: Child[] = [];
-  const start = (host: number, cmd: string[], env: Record<string, string> = {}) => {
-    const child = new Child(
-      net.command(host, cmd, { cwd: ROOT, env, stdin: "null", stdout: "piped", stderr: "piped" }),
-    );
-    children.push(child);
-    return child;
-  };
+  const { net, token } = hosts;
+  const start = (host: number, cmd: string[], env: Record<string, string> = {}) =>
+    hosts.start(host, cmd, env);
   try {
     const rankHost = (r: number) => (single ? r + 1 : r);
-    const serverHosts = single ? [0] : Array.from({ length: c.hosts }, (_, r) => r);
-    const route = { user: "route", password: crypto.randomUUID().replaceAll("-", "") };
-    const servers = serverHosts.map((h) => {
-      const peers = serverHosts.filter((p) => p !== h).map((p) => net.addresses[p]);
-      const conf = `${dir}/nats-${h}.conf`;
-      Deno.writeTextFileSync(
-        conf,
-        serverConfig(net.addresses[h], token, single ? undefined : { ...route, peers }),
-        { mode: 0o600 },
-      );
-      return start(h, ["nats-server", "-c", conf]);
-    });
-    await Promise.all(servers.map((s) => s.waitFor(/Server is ready/, 10_000, "nats-server")));
-    if (!single) {
-      const all = new RegExp(`(Route connection created[^]*){${c.hosts - 1}}`);
-      await Promise.all(servers.map((s) => s.waitFor(all, 15_000, "nats routes")));
-    }
+    await hosts.startServers(single ? [0] : Array.from({ length: c.hosts }, (_, r) => r), !single);
     const job = crypto.randomUUID().slice(0, 8);
     const ranks = Array.from({ length: c.hosts }, (_, r) => {
       const server = net.addresses[single ? 0 : r];
@@ -146,11 +123,7 @@ export async function runClusterCase(
       ok: outs.every((o) => o.ok),
     };
   } finally {
-    for (const child of children) child.kill("SIGKILL");
-    await Promise.all(children.map((child) => child.exited));
-    await killLeftovers(net);
-    await net.destroy();
-    await Deno.remove(dir, { recursive: true });
+    await hosts.close(false);
   }
 }
 

@@ -193,49 +193,114 @@ export async function killLeftovers(net: ShapedHosts): Promise<number[]> {
   return left;
 }
 
+/**
+ * Processes in a set of shaped host namespaces: a temporary folder, a NATS
+ * token, the children started (each in its namespace), nats-servers (one,
+ * or one a host routed to every other), and a teardown that leaves nothing.
+ */
+export class HostJob {
+  /** The folder for server configurations and run outputs. */
+  readonly dir: string;
+  /** The token of every nats-server of the job. */
+  readonly token = crypto.randomUUID().replaceAll("-", "");
+  /** Every child started, in order. */
+  readonly children: Child[] = [];
+
+  private constructor(readonly net: ShapedHosts, dir: string) {
+    this.dir = dir;
+  }
+
+  /** Makes `hosts` shaped namespaces at `rateMbit` on subnet `net`. */
+  static async create(
+    opts: { hosts: number; rateMbit: number; net: number; prefix: string },
+  ): Promise<HostJob> {
+    const net = await createShapedHosts({
+      hosts: opts.hosts,
+      rateMbit: opts.rateMbit,
+      net: opts.net,
+    });
+    return new HostJob(net, await Deno.makeTempDir({ prefix: opts.prefix }));
+  }
+
+  /** Starts `cmd` in namespace `host` (cwd: the project). */
+  start(host: number, cmd: string[], env: Record<string, string> = {}): Child {
+    const child = new Child(
+      this.net.command(host, cmd, {
+        cwd: ROOT,
+        env,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+    this.children.push(child);
+    return child;
+  }
+
+  /**
+   * Starts a nats-server in each of `hosts` (routed to every other when
+   * `routed`) and waits until each is ready and, routed, has its routes.
+   */
+  async startServers(hosts: number[], routed: boolean): Promise<Child[]> {
+    const route = { user: "route", password: crypto.randomUUID().replaceAll("-", "") };
+    const servers = hosts.map((h) => {
+      const peers = hosts.filter((p) => p !== h).map((p) => this.net.addresses[p]);
+      const conf = `${this.dir}/nats-${h}.conf`;
+      Deno.writeTextFileSync(
+        conf,
+        serverConfig(this.net.addresses[h], this.token, routed ? { ...route, peers } : undefined),
+        { mode: 0o600 },
+      );
+      return this.start(h, ["nats-server", "-c", conf]);
+    });
+    await Promise.all(servers.map((s) => s.waitFor(/Server is ready/, 10_000, "nats-server")));
+    if (routed) {
+      // Each server has its routes to every other before anyone connects.
+      const all = new RegExp(`(Route connection created[^]*){${hosts.length - 1}}`);
+      await Promise.all(servers.map((s) => s.waitFor(all, 15_000, "nats routes")));
+    }
+    return servers;
+  }
+
+  /**
+   * Stops every child (`SIGINT` first when `graceful`: agents then stop
+   * their actor processes; `SIGKILL` after 3 s), kills what is left in the
+   * namespaces, removes them and the folder.
+   */
+  async close(graceful: boolean): Promise<void> {
+    for (const c of this.children) c.kill(graceful ? "SIGINT" : "SIGKILL");
+    const timer = setTimeout(() => this.children.forEach((c) => c.kill("SIGKILL")), 3000);
+    await Promise.all(this.children.map((c) => c.exited));
+    clearTimeout(timer);
+    // Actor processes of an agent that was killed, and so never stopped them.
+    await killLeftovers(this.net);
+    await Promise.all(this.children.map((c) => c.done));
+    await this.net.destroy();
+    await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
 /** Runs the training across namespaces as `opts.topology` says (root only). */
 export async function multihostTrain(opts: MultihostOptions): Promise<MultihostResult> {
   const routed = opts.topology === "routed";
   const nHosts = opts.hosts ?? 2;
   const hostIds = Array.from({ length: nHosts }, (_, i) => i + 1);
-  const net = await createShapedHosts({
+  const job = await HostJob.create({
     hosts: routed ? nHosts + 1 : nHosts + 2,
     rateMbit: opts.rateMbit ?? 1000,
     net: opts.net,
+    prefix: "scmoe-multihost-",
   });
-  const dir = await Deno.makeTempDir({ prefix: "scmoe-multihost-" });
-  const token = crypto.randomUUID().replaceAll("-", "");
-  const children: Child[] = [];
-  const start = (host: number, cmd: string[], env: Record<string, string> = {}) => {
-    const c = new Child(
-      net.command(host, cmd, { cwd: ROOT, env, stdin: "null", stdout: "piped", stderr: "piped" }),
-    );
-    children.push(c);
-    return c;
-  };
+  const { net, dir, token, children } = job;
+  const start = (host: number, cmd: string[], env: Record<string, string> = {}) =>
+    job.start(host, cmd, env);
   const watchdog = setTimeout(() => {
     for (const c of children) c.kill("SIGKILL");
   }, opts.deadlineMs ?? 45_000);
   try {
     // Servers: namespace 0 alone, or one in each host namespace, routed to every other.
     const serverHosts = routed ? hostIds : [0];
-    const route = { user: "route", password: crypto.randomUUID().replaceAll("-", "") };
-    const servers = serverHosts.map((h) => {
-      const peers = serverHosts.filter((p) => p !== h).map((p) => net.addresses[p]);
-      const conf = `${dir}/nats-${h}.conf`;
-      Deno.writeTextFileSync(
-        conf,
-        serverConfig(net.addresses[h], token, routed ? { ...route, peers } : undefined),
-        { mode: 0o600 },
-      );
-      return start(h, ["nats-server", "-c", conf]);
-    });
-    await Promise.all(servers.map((s) => s.waitFor(/Server is ready/, 10_000, "nats-server")));
-    if (routed) {
-      // Each server has its routes to every other before anyone connects.
-      const all = new RegExp(`(Route connection created[^]*){${nHosts - 1}}`);
-      await Promise.all(servers.map((s) => s.waitFor(all, 15_000, "nats routes")));
-    }
+    const servers = await job.startServers(serverHosts, routed);
     const urlOf = (h: number) => `nats://${net.addresses[h]}:${CLIENT_PORT}`;
     const monitorOf = (h: number) => `http://${net.addresses[h]}:${MONITOR_PORT}`;
     const serverOf = (host: number) => routed ? host : 0;
@@ -319,14 +384,6 @@ export async function multihostTrain(opts: MultihostOptions): Promise<MultihostR
   } finally {
     clearTimeout(watchdog);
     // Agents stop their actor processes on SIGINT; whatever is left is killed.
-    for (const c of children) c.kill("SIGINT");
-    const timer = setTimeout(() => children.forEach((c) => c.kill("SIGKILL")), 3000);
-    await Promise.all(children.map((c) => c.exited));
-    clearTimeout(timer);
-    // Actor processes of an agent that was killed, and so never stopped them.
-    await killLeftovers(net);
-    await Promise.all(children.map((c) => c.done));
-    await net.destroy();
-    await Deno.remove(dir, { recursive: true });
+    await job.close(true);
   }
 }

@@ -16,27 +16,29 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { DeviceRates } from "./hardware.ts";
 
-/** Rates of the active backend. */
-export interface MeasuredRates {
+/**
+ * Rates of the active backend, as measured: the {@linkcode DeviceRates} a
+ * microbenchmark can read (matmul `[512, 256] x [256, 1024]`, attention's
+ * `[32, 64, 64] x [32, 64, 64]^T`, `mul` over `[512, 1024]` counting a read
+ * and a write, 512 rows of 256 gathered and `[8, 64, 4, 64]` transposed,
+ * tanh beyond its bytes, an empty kernel, reads to the host).
+ */
+export interface MeasuredRates extends
+  Pick<
+    DeviceRates,
+    | "matmulFlopsPerS"
+    | "batchedFlopsPerS"
+    | "memoryBytesPerS"
+    | "copyBytesPerS"
+    | "tanhPerS"
+    | "kernelS"
+    | "hostBytesPerS"
+    | "hostReadS"
+  > {
   /** The backend measured. */
   backend: string;
-  /** Matrix-multiply FLOP/s, `[512, 256] x [256, 1024]`. */
-  matmulFlopsPerS: number;
-  /** FLOP/s of attention's per-head matmuls, `[32, 64, 64] x [32, 64, 64]^T`. */
-  batchedFlopsPerS: number;
-  /** Bytes/s of an element-wise kernel (`mul` over `[512, 1024]`, two reads and a write counted as one of each). */
-  memoryBytesPerS: number;
-  /** Bytes/s of gathers and transposes (512 rows of 256 gathered; `[8, 64, 4, 64]` transposed). */
-  copyBytesPerS: number;
-  /** Elements/s through tanh beyond the bytes it moves (GELU's tanh: slow without a vector tanh). */
-  tanhPerS: number;
-  /** Seconds of a kernel that does (almost) nothing. */
-  kernelS: number;
-  /** Bytes/s of a read back to the host. */
-  hostBytesPerS: number;
-  /** Seconds of a read of (almost) nothing back to the host. */
-  hostReadS: number;
 }
 
 /** Options of {@linkcode measureDeviceRates}. */
