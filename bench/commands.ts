@@ -53,8 +53,7 @@ export const COLLECTIVES_COMMAND: Command = {
 /** `deno task bench quality`. */
 export const QUALITY_COMMAND: Command = {
   name: "deno task bench quality",
-  summary: "Validation and held-out loss of every variant over paired seeds, with 95% intervals " +
-    "against top-2, routing health, beside the paper's claims.",
+  summary: "Loss of every variant over paired seeds, 95% intervals against top-2, routing health.",
   flags: {
     json: JSON_FLAG,
     quick: {
