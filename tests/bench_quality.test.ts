@@ -9,6 +9,7 @@ import {
   caseFigures,
   checkClaims,
   type PlannedRun,
+  plateauFit,
   QUALITY_CASES,
   qualityMarkdown,
   qualityPlan,
@@ -187,4 +188,23 @@ Deno.test("quality: routing evolution from metrics lines, the summary, rows and 
   ) ok(value("top1", m) !== undefined, m);
   const md = qualityMarkdown(q).join("\n");
   ok(md.includes("| top1 |") && md.includes("Top-1 is the worst MoE variant"));
+});
+
+Deno.test("quality: the final loss against the plateau exit, fitted by hand", () => {
+  // Exits 10, 20, 30 with losses 2.5, 2.6, 2.7: r = 1, slope 0.01 a step.
+  const runs = [10, 20, 30].map((e, i) =>
+    run("top2", i + 1, 2.5 + 0.01 * (e - 10), { plateauExit: e })
+  );
+  const fit = plateauFit(runs)!;
+  equal(fit.n, 3);
+  ok(Math.abs(fit.r - 1) < 1e-12 && Math.abs(fit.slope - 0.01) < 1e-12);
+  // Exits 10, 20, 30, 40 with losses 2.6, 2.5, 2.7, 2.8: sxy = 0.75 + 0.75 + 0.25 + 2.25 = 4, sxx = 500, syy = 0.05: slope 0.008, r = 0.8.
+  const four = [[10, 2.6], [20, 2.5], [30, 2.7], [40, 2.8]].map(([e, v], i) =>
+    run("se", i + 1, v, { plateauExit: e })
+  );
+  const f4 = plateauFit([...four, run("se", 9, 2.9, { plateauExit: null })])!;
+  equal(f4.n, 4);
+  ok(Math.abs(f4.slope - 0.008) < 1e-12);
+  ok(Math.abs(f4.r - 0.8) < 1e-9);
+  equal(plateauFit(runs.slice(0, 2)), null);
 });
