@@ -160,7 +160,8 @@ export function mixer(cfg: MixerConfig = MIXER): Network {
       run: ({ h }, p) => ({ logits: linear(layerNorm(h, p, "lnf"), p("head")) }), // [B, T, V]
     }));
     if (withLoss) {
-      const aux = [...layers.values()].flatMap((l) => l.aux);
+      // One entry a layer: each layer's balancing loss weighted 0.01, summed over the layers.
+      const aux = [...layers.values()].map((l) => l.aux);
       steps.push(lossStep({ aux, auxWeight: 0.01 }));
     }
     return steps;
