@@ -16,12 +16,16 @@
  * For one MoE block pair (a dense block, then an MoE block) it reports, per
  * case, the MoE block's `hidden_fraction`, `eta`, `comm_ms`, `compute_ms`
  * and `window_ms` of a training step (forward and backward), medians over
- * the measured steps and both ranks, and where the block's time stands
- * above its bound `max(compute, comm)` (`boundGap` of `overlap_report.ts`):
- * `exposed_over_bound_ms`, `handoff_ms`, `skew_ms` and `overhead_ms`, each
- * a median (so they add up to `bound_gap_ms` only about), and, for ScMoE
- * Pos-2, the compute its overlapped path adds over the same steps run
- * serially beside it (`added_compute_ms`, against `serial_block_ms`). Communication counts transfer only:
+ * the measured steps and both ranks. `eta` is the group's
+ * (`groupFigures` of `overlap_report.ts`: the slowest rank's compute, the
+ * exchanges from the last rank's issue to the last completion, the longest
+ * rank's block time; `eta_rank_median` is the median of each rank's own),
+ * beside where the block's time stands above its bound `max(compute,
+ * comm)`: `exposed_over_bound_ms`, `handoff_ms`, `skew_ms` and
+ * `overhead_ms` (each a median over steps, so they add up to
+ * `bound_gap_ms` only about), and, for ScMoE Pos-2, the compute its
+ * overlapped path adds over the same steps run serially beside it
+ * (`added_compute_ms`, against `serial_block_ms`). Communication counts transfer only:
  * from the moment the last rank issued an all-to-all to the moment this
  * rank completed it (`transferFigures`); the `*_with_skew` figures count it from this rank's
  * issue, so they include waiting for the slower rank. With `--out DIR` it
@@ -43,7 +47,8 @@ import {
   blockFigures,
   type BlockOverlap,
   type BoundGap,
-  boundGap,
+  type GroupFigures,
+  groupFigures,
   type OverlapFigures,
   type OverlapReport,
   spanCollectives,
@@ -319,6 +324,75 @@ export function transferFigure(
 }
 
 /**
+ * The median over steps from `from` on of a figure of the group's MoE
+ * blocks (`groupFigures`, summed over blocks), from each step's timed ops
+ * (those steps must keep them).
+ */
+export function blockGroupFigure(
+  perRank: CaseResult[],
+  from: number,
+  pick: (g: GroupFigures) => number | null,
+): number {
+  const steps = perRank[0].reports.length;
+  const values = Array.from({ length: steps - from }, (_, i) => {
+    const transfer = transferFigures(perRank, from + i);
+    const exchange = transferFigures(perRank, from + i, spanCollectives);
+    const blocks = transfer[0].blocks.map((_, b) =>
+      groupFigures(transfer.map((r) => r.blocks[b]), exchange.map((r) => r.blocks[b]))
+    );
+    return pick(sumGroups(blocks)) ?? NaN;
+  });
+  return finiteMedian(values);
+}
+
+/**
+ * The median over steps from `from` on of the first MoE block's exchanges
+ * in `pass` (the group's: last issue to last completion) over its window
+ * (the ranks' mean): whether the communication fits the compute that can
+ * hide it. A rank's own transfer would not say it: the rank that issues
+ * last finds its peers' bytes already there.
+ */
+export function windowRatio(
+  perRank: CaseResult[],
+  from: number,
+  pass: "forward" | "backward",
+): number {
+  const steps = perRank[0].reports.length;
+  return finiteMedian(Array.from({ length: steps - from }, (_, i) => {
+    const exchange = transferFigures(perRank, from + i, spanCollectives);
+    const passes = exchange.map((r) => r.blocks[0]?.[pass] ?? null);
+    if (passes.some((p) => p === null)) return NaN;
+    const comm = Math.max(...passes.map((p) => p!.commMs));
+    const window = passes.reduce((s, p) => s + p!.windowMs, 0) / passes.length;
+    return window > 0 ? comm / window : NaN;
+  }));
+}
+
+/** Group figures of several blocks, summed (eta of the sums). */
+function sumGroups(blocks: GroupFigures[]): GroupFigures {
+  if (blocks.length === 1) return blocks[0];
+  const add = (pick: (g: GroupFigures) => number) => blocks.reduce((s, g) => s + pick(g), 0);
+  const computeMs = add((g) => g.computeMs), commMs = add((g) => g.commMs);
+  const spanMs = add((g) => g.spanMs), boundMs = add((g) => g.boundMs);
+  const serial = computeMs + commMs;
+  return {
+    computeMs,
+    commMs,
+    spanMs,
+    boundMs,
+    eta: serial - boundMs > 1e-9 ? (serial - spanMs) / (serial - boundMs) : null,
+    gap: {
+      totalMs: add((g) => g.gap.totalMs),
+      exposedMs: add((g) => g.gap.exposedMs),
+      handoffMs: add((g) => g.gap.handoffMs),
+      skewMs: add((g) => g.gap.skewMs),
+      overheadMs: add((g) => g.gap.overheadMs),
+    },
+    imbalanceMs: add((g) => g.imbalanceMs),
+  };
+}
+
+/**
  * A figure of the group's exchange rather than of one rank: per step from
  * `from` on, the largest over ranks of `pick` on {@linkcode transferFigures}
  * with each collective spanning from its last issue to its last completion
@@ -374,6 +448,49 @@ export function correctLink(
   const wireMs = (bytes / link.bandwidthBytesPerS) * 1e3;
   const next = Math.max(wireMs / 10, wireMs + wantMs - measuredMs);
   return { ...link, bandwidthBytesPerS: bytes / (next / 1e3) };
+}
+
+/** One calibration run: the wire time of the bytes on its link, and the share (or ratio) it gave. */
+export interface ShareTrial {
+  /** Milliseconds the block's bytes take on the link at its bandwidth. */
+  wireMs: number;
+  /** The communication share (or ratio to a window) measured on it: grows with the wire time. */
+  share: number;
+}
+
+/**
+ * The wire time to try next for `target`, from the runs so far. Two runs on
+ * either side of the target give it by interpolation (the closest such
+ * pair); otherwise the last two runs give the slope to extrapolate with, at
+ * most doubling or halving the last wire time. With fewer runs, or a slope
+ * that noise has made flat or negative, it is `fallbackMs` (a
+ * {@linkcode correctLink} step). Shares move with machine noise, and the
+ * measured slope takes in what the model behind `correctLink` misses, such
+ * as the unshaped cost overlapping the wire time on a shaped link.
+ *
+ * @example
+ * ```ts
+ * import { nextWireMs } from "./overlap.ts";
+ * // 0.36 at 243 ms and 0.57 at 431 ms: 0.5 lies about two thirds of the way.
+ * nextWireMs([{ wireMs: 243, share: 0.36 }, { wireMs: 431, share: 0.57 }], 0.5, 313); // 368.3...
+ * ```
+ */
+export function nextWireMs(tried: ShareTrial[], target: number, fallbackMs: number): number {
+  const between = (a: ShareTrial, b: ShareTrial) =>
+    a.wireMs + ((target - a.share) / (b.share - a.share)) * (b.wireMs - a.wireMs);
+  let bracket: [ShareTrial, ShareTrial] | undefined;
+  for (const lo of tried.filter((t) => t.share < target)) {
+    for (const hi of tried.filter((t) => t.share > target && t.wireMs > lo.wireMs)) {
+      if (!bracket || hi.wireMs - lo.wireMs < bracket[1].wireMs - bracket[0].wireMs) {
+        bracket = [lo, hi];
+      }
+    }
+  }
+  if (bracket) return between(...bracket);
+  if (tried.length < 2) return fallbackMs;
+  const [a, b] = tried.slice(-2);
+  if ((b.share - a.share) / (b.wireMs - a.wireMs) <= 0 || a.wireMs === b.wireMs) return fallbackMs;
+  return Math.min(2 * b.wireMs, Math.max(b.wireMs / 2, between(a, b)));
 }
 
 /** Communication over forward window of ScMoE Pos-2 in the regime the targets name. */
@@ -477,8 +594,9 @@ export async function runOverlapBench(args: string[]): Promise<void> {
   });
   const perRank = mainRun.map((r) => r.slice(0, cases.length));
   const pos2Serial = mainRun.map((r) => r[cases.length]);
-  // Each ratio's run is repeated on a corrected link while its own measured ratio
-  // (all-to-alls per pass over the forward window) misses by more than 0.1; the closest is kept.
+  // Each ratio's run is repeated on a recalibrated link while its own measured ratio
+  // (all-to-alls per pass over the forward window) misses by more than 0.1 (at most 4 runs);
+  // the closest is kept.
   const pos2Bytes = unshaped(pos2Cal).bytes;
   const windowRanks: CaseResult[][] = [];
   const windowSerial: CaseResult[][] = [];
@@ -486,7 +604,8 @@ export async function runOverlapBench(args: string[]): Promise<void> {
     let best:
       | { got: number; results: CaseResult[]; serial: CaseResult[]; link: LinkModel }
       | undefined;
-    for (let round = 1; round <= 3; round++) {
+    const tried: ShareTrial[] = [];
+    for (let round = 1; round <= 4; round++) {
       const both = await runOnRanks([pos2, serialTwin(pos2)], {
         link: windowLinks[i],
         interleave: true,
@@ -494,7 +613,7 @@ export async function runOverlapBench(args: string[]): Promise<void> {
       const results = both.map((r) => r[0]);
       const w = transferFigure(results, warmup, (f) => f.blocks[0].forward.windowMs);
       const c = exchangeFigure(results, warmup, (f) => f.commMs);
-      const got = c / 2 / w;
+      const got = windowRatio(results, warmup, "forward");
       log(
         `${windowCase(ratio)} run ${round}: link ${mbps(windowLinks[i])} -> ratio ${
           got.toFixed(3)
@@ -504,7 +623,12 @@ export async function runOverlapBench(args: string[]): Promise<void> {
         best = { got, results, serial: both.map((r) => r[1]), link: windowLinks[i] };
       }
       if (Math.abs(got - ratio) <= 0.1) break;
-      windowLinks[i] = correctLink(windowLinks[i], pos2Bytes, 2 * ratio * w, c);
+      // Recalibrated from the runs so far (interpolated once they bracket the ratio).
+      const wireOf = (l: LinkModel) => (pos2Bytes / l.bandwidthBytesPerS) * 1e3;
+      tried.push({ wireMs: wireOf(windowLinks[i]), share: got });
+      const corrected = correctLink(windowLinks[i], pos2Bytes, 2 * ratio * w, c);
+      const next = nextWireMs(tried, ratio, wireOf(corrected));
+      windowLinks[i] = { ...windowLinks[i], bandwidthBytesPerS: pos2Bytes / (next / 1e3) };
     }
     windowRanks.push(best!.results);
     windowSerial.push(best!.serial);
@@ -518,36 +642,41 @@ export async function runOverlapBench(args: string[]): Promise<void> {
     const issued = (pick: (r: OverlapReport) => number | null) => figure(results, warmup, pick);
     const moved = (pick: (f: BlockFigures) => number | null) =>
       transferFigure(results, warmup, pick);
-    const ratio = (pass: "forward" | "backward") => (f: BlockFigures) => {
-      const b = f.blocks[0]?.[pass];
-      return b && b.windowMs > 0 ? b.commMs / b.windowMs : null;
-    };
+    // The group's figures (see groupFigures): eta and where the block's time above its bound goes.
+    const grouped = (pick: (g: GroupFigures) => number | null) =>
+      blockGroupFigure(results, warmup, pick);
     metric("hidden_fraction", "ratio", moved((f) => f.hiddenFraction));
-    metric("eta", "ratio", moved((f) => f.eta));
+    metric("eta", "ratio", grouped((g) => g.eta));
+    metric("eta_rank_median", "ratio", moved((f) => f.eta));
     metric("comm_ms", "ms", moved((f) => f.commMs));
+    metric("group_comm_ms", "ms", grouped((g) => g.commMs));
     metric("compute_ms", "ms", issued((r) => r.computeMs));
     metric("window_ms", "ms", issued((r) => r.windowMs));
-    metric("comm_window_ratio_fwd", "ratio", moved(ratio("forward")));
-    metric("comm_window_ratio_bwd", "ratio", moved(ratio("backward")));
+    metric("comm_window_ratio_fwd", "ratio", windowRatio(results, warmup, "forward"));
+    metric("comm_window_ratio_bwd", "ratio", windowRatio(results, warmup, "backward"));
     metric("block_ms", "ms", issued((r) => r.spanMs));
     metric("step_ms", "ms", groupFigure(results, warmup, (r) => r.stepMs));
     metric("hidden_fraction_with_skew", "ratio", issued((r) => r.hiddenFraction));
     metric("eta_with_skew", "ratio", issued((r) => r.eta));
     metric("comm_ms_with_skew", "ms", issued((r) => r.commMs));
-    // Where the block's time stands above its bound (transfer-timed, as eta).
-    const gap = (pick: (g: BoundGap) => number) => moved((f) => pick(boundGap(f)));
-    metric("bound_ms", "ms", moved((f) => f.boundMs));
+    const gap = (pick: (g: BoundGap) => number) => grouped((g) => pick(g.gap));
+    metric("serial_ms", "ms", grouped((g) => g.computeMs + g.commMs));
+    metric("bound_ms", "ms", grouped((g) => g.boundMs));
+    metric("group_block_ms", "ms", grouped((g) => g.spanMs));
     metric("bound_gap_ms", "ms", gap((g) => g.totalMs));
     metric("exposed_over_bound_ms", "ms", gap((g) => g.exposedMs));
     metric("handoff_ms", "ms", gap((g) => g.handoffMs));
     metric("skew_ms", "ms", gap((g) => g.skewMs));
     metric("overhead_ms", "ms", gap((g) => g.overheadMs));
+    metric("rank_imbalance_ms", "ms", grouped((g) => g.imbalanceMs));
     const exchanges = moved((f) => f.exchanges);
     metric("handoff_per_exchange_ms", "ms", moved((f) => f.handoffMs / f.exchanges));
     const parts = [
       `exposed beyond the bound ${ms(gap((g) => g.exposedMs))}`,
-      `hand-off ${ms(gap((g) => g.handoffMs))} (${exchanges} exchanges)`,
-      `skew ${ms(gap((g) => g.skewMs))}`,
+      `hand-off ${ms(gap((g) => g.handoffMs))} ` +
+      `(${ms(moved((f) => f.handoffMs / f.exchanges))} per exchange, ${exchanges} a step)`,
+      `skew ${ms(gap((g) => g.skewMs))} (rank imbalance ${ms(grouped((g) => g.imbalanceMs))}, ` +
+      `in the bound)`,
       `overhead ${ms(gap((g) => g.overheadMs))}`,
     ];
     if (serial) {
@@ -561,10 +690,10 @@ export async function runOverlapBench(args: string[]): Promise<void> {
       );
     }
     log(
-      `${name}: block ${ms(issued((r) => r.spanMs))}, bound ${ms(moved((f) => f.boundMs))}, ` +
-        `serial ${ms(moved((f) => f.computeMs + f.commMs))}, eta ${
-          formatNumber(moved((f) => f.eta))
-        }; above the bound ${ms(gap((g) => g.totalMs))}: ${parts.join(", ")}`,
+      `${name}: block ${ms(grouped((g) => g.spanMs))}, bound ${ms(grouped((g) => g.boundMs))}, ` +
+        `serial ${ms(grouped((g) => g.computeMs + g.commMs))}, eta ${
+          formatNumber(grouped((g) => g.eta))
+        }; above the bound ${ms(gap((g) => g.totalMs))}: ${parts.join(", ")} (medians)`,
     );
   };
   cases.forEach((c, i) =>

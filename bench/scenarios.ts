@@ -50,9 +50,11 @@ import {
   LATENCY_S,
   linkForComm,
   medianStep,
+  nextWireMs,
   type OverlapCase,
   PAIR,
   runOnRanks,
+  type ShareTrial,
   transferFigure,
   VARIANTS,
 } from "./overlap.ts";
@@ -137,48 +139,7 @@ export function linkForShare(cal: Calibration, share: number, latencyS: number):
   return linkForComm(cal, (share / (1 - share)) * cal.computeMs, latencyS);
 }
 
-/** One calibration run: the wire time of the block's bytes on its link, and the top-2 share it gave. */
-export interface ShareTrial {
-  /** Milliseconds the block's bytes take on the link at its bandwidth. */
-  wireMs: number;
-  /** The top-2 communication share measured on it. */
-  share: number;
-}
-
-/**
- * The wire time to try next for `target`, from the runs so far. Two runs on
- * either side of the target give it by interpolation (the closest such
- * pair); otherwise the last two runs give the slope to extrapolate with, at
- * most doubling or halving the last wire time. With fewer runs, or a slope
- * that noise has made flat or negative, it is `fallbackMs` (a
- * {@linkcode correctLink} step). Shares move with machine noise, and the
- * measured slope takes in what the model behind `correctLink` misses, such
- * as the unshaped cost overlapping the wire time on a shaped link.
- *
- * @example
- * ```ts
- * import { nextWireMs } from "./scenarios.ts";
- * // 0.36 at 243 ms and 0.57 at 431 ms: 0.5 lies about two thirds of the way.
- * nextWireMs([{ wireMs: 243, share: 0.36 }, { wireMs: 431, share: 0.57 }], 0.5, 313); // 368.3...
- * ```
- */
-export function nextWireMs(tried: ShareTrial[], target: number, fallbackMs: number): number {
-  const between = (a: ShareTrial, b: ShareTrial) =>
-    a.wireMs + ((target - a.share) / (b.share - a.share)) * (b.wireMs - a.wireMs);
-  let bracket: [ShareTrial, ShareTrial] | undefined;
-  for (const lo of tried.filter((t) => t.share < target)) {
-    for (const hi of tried.filter((t) => t.share > target && t.wireMs > lo.wireMs)) {
-      if (!bracket || hi.wireMs - lo.wireMs < bracket[1].wireMs - bracket[0].wireMs) {
-        bracket = [lo, hi];
-      }
-    }
-  }
-  if (bracket) return between(...bracket);
-  if (tried.length < 2) return fallbackMs;
-  const [a, b] = tried.slice(-2);
-  if ((b.share - a.share) / (b.wireMs - a.wireMs) <= 0 || a.wireMs === b.wireMs) return fallbackMs;
-  return Math.min(2 * b.wireMs, Math.max(b.wireMs / 2, between(a, b)));
-}
+export { nextWireMs, type ShareTrial } from "./overlap.ts";
 
 /**
  * How the scenarios' links are shaped: `tc`, for real (rank processes in

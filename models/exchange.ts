@@ -14,8 +14,11 @@ import type { CollectiveOptions, Communicator } from "../collectives/types.ts";
  * Sends rows `[sum(rows[0..j)), sum(rows[0..j]))` of `data` (row-major
  * [R, C]) to rank j and resolves with the rows received from every rank,
  * concatenated by source: [R', C]. The collective is issued before this
- * function returns (so it is in flight while the caller computes); `data`
- * is left untouched (each part is a copy, transferred to the communication thread).
+ * function returns (so it is in flight while the caller computes). `data`
+ * is left untouched (each part is a copy, transferred to the communication
+ * thread), unless `given` says the caller gives `data` up: then the parts
+ * are views of it and its buffer moves to the communication thread whole
+ * (detached here), which copies the parts it sends, not this thread.
  *
  * @example
  * ```ts
@@ -31,9 +34,15 @@ export function exchangeRows(
   cols: number,
   rows: number[],
   opts: CollectiveOptions,
+  given = false,
 ): Promise<tf.Tensor> {
   let offset = 0;
-  const parts = rows.map((n) => data.slice(cols * offset, cols * (offset += n)));
+  const parts = rows.map((n) => {
+    const [from, to] = [cols * offset, cols * (offset += n)];
+    // An empty part gets its own buffer: a view would share `data`'s, which the transport
+    // moves away whole when another part is all of it (this rank sends every row away).
+    return given && n > 0 ? data.subarray(from, to) : data.slice(from, to);
+  });
   return comm.alltoallv(parts, opts).then((received) => {
     const out = new Float32Array(received.reduce((s, part) => s + part.length, 0));
     offset = 0;

@@ -323,7 +323,10 @@ export class SegmentedRun {
       : this.#ctx.layouts.get(layoutKey(step.route, step.chunk?.index))!.map((c) =>
         c.reduce((a, b) => a + b, 0)
       );
-    let future = exchangeRows(this.#comm, data, cols, rows, { tag, timing });
+    // wasm reads a copy of the tensor, ours to give up: the rows go to the communication
+    // thread without another copy here (other backends may hand out the tensor's own array).
+    const given = tf.getBackend() === "wasm";
+    let future = exchangeRows(this.#comm, data, cols, rows, { tag, timing }, given);
     // In flight from here: the rows are on their way to the communication thread. (Timed
     // from before the copy into parts, a rank's own issue read as transfer overlapping
     // compute: a serial top-1 read up to a fifth of its communication hidden.)

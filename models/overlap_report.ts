@@ -5,7 +5,9 @@
  * paper (Cai et al., "Shortcut-connected Expert Parallelism for Accelerating
  * Mixture-of-Experts", arXiv:2404.05019) bounds the overlap:
  *
- * - `computeMs`: the block's compute ops (window backbone, gate, experts, output)
+ * - `computeMs`: the block's compute ops (window backbone, gate, experts,
+ *   output), and any other op the compute thread ran inside the block's span
+ *   (the dense-gradient buckets' copies)
  * - `commMs`: its all-to-alls in flight (issue to completion on the comm
  *   thread; time with several in flight, as pipelined chunks, counts once)
  * - `exposedMs`: time the compute thread waited on one of them while it was in
@@ -167,6 +169,92 @@ export function boundGap(f: Measured): BoundGap {
   };
 }
 
+/** One MoE block of a group of ranks, as the group's step sees it. */
+export interface GroupFigures {
+  /** The slowest rank's compute, per pass, summed. */
+  computeMs: number;
+  /** The group's exchanges (last issue to last completion), per pass, summed. */
+  commMs: number;
+  /** The longest rank's block time, per pass, summed. */
+  spanMs: number;
+  /** `max(compute, comm)` of the group per pass, summed. */
+  boundMs: number;
+  /** `(T_ser - T_meas) / (T_ser - T_bound)` of the group, or null where `T_ser = T_bound`. */
+  eta: number | null;
+  /** `spanMs - boundMs` in parts, on the longest rank of each pass. */
+  gap: BoundGap;
+  /** The slowest rank's compute less the fastest's, per pass, summed (in the bound, not the gap). */
+  imbalanceMs: number;
+}
+
+/**
+ * An MoE block's figures for the group of ranks, per pass and summed: the
+ * group's step waits for its slowest rank, and an all-to-all takes the
+ * group from the last rank's issue to the last rank's completion. With
+ * `T_ser = compute + comm`, `T_bound = max(compute, comm)` of the slowest
+ * rank's compute and the group's exchange time, and `T_meas` the longest
+ * rank's block time, per pass. A rank's own eta cannot say this: the rank
+ * that issues last finds its peers' bytes already there, its transfer near
+ * 0 and its eta 0 / 0, noise.
+ *
+ * `transfer[r]` is rank r's block with collectives timed by
+ * `alignCollectives` (for its waits' parts), `exchange[r]` the same block
+ * with them timed by `spanCollectives` (for the exchanges' time). The gap
+ * `spanMs - boundMs` is split on the longest rank r* of each pass, exactly:
+ * exposed communication beyond the bound's `max(0, comm - compute)`,
+ * hand-off, overhead, and skew: r*'s waits for a later rank less what the
+ * ranks' compute imbalance accounts for (the slowest rank's compute is in
+ * the bound; negative when r* waited less than that).
+ *
+ * @example
+ * ```ts
+ * import { blockFigures, groupFigures, type TimedOp } from "./overlap_report.ts";
+ * const layout = { blockOf: new Map([["w", 1], ["x", 1]]), windowOps: new Map([[1, new Set(["w"])]]) };
+ * const op = (name: string, kind: TimedOp["kind"], startMs: number, endMs: number): TimedOp =>
+ *   ({ name, kind, phase: "fwd", startMs, endMs });
+ * // 10 ms of compute on each rank hide a 4 ms exchange; its result is taken 1 ms late.
+ * const rank = [op("x", "comm", 0, 4), op("w", "op", 0, 10), op("x", "wait", 10, 11)];
+ * const [b] = blockFigures(rank, layout);
+ * groupFigures([b, b], [b, b]).eta; // 0.75: (14 - 11) / (14 - 10)
+ * ```
+ */
+export function groupFigures(transfer: BlockOverlap[], exchange: BlockOverlap[]): GroupFigures {
+  const sum: GroupFigures = {
+    computeMs: 0,
+    commMs: 0,
+    spanMs: 0,
+    boundMs: 0,
+    eta: null,
+    gap: { totalMs: 0, exposedMs: 0, handoffMs: 0, skewMs: 0, overheadMs: 0 },
+    imbalanceMs: 0,
+  };
+  for (const pass of ["forward", "backward"] as const) {
+    const ranks = transfer.map((b) => pass === "forward" ? b.forward : b.backward);
+    if (ranks.some((f) => f === null)) continue;
+    const figs = ranks as OverlapFigures[];
+    const commMs = Math.max(
+      ...exchange.map((b) => (pass === "forward" ? b.forward : b.backward)?.commMs ?? 0),
+    );
+    const computes = figs.map((f) => f.computeMs);
+    const computeMs = Math.max(...computes);
+    const longest = figs.reduce((a, f) => f.spanMs > a.spanMs ? f : a);
+    const boundMs = Math.max(computeMs, commMs);
+    sum.computeMs += computeMs;
+    sum.commMs += commMs;
+    sum.spanMs += longest.spanMs;
+    sum.boundMs += boundMs;
+    sum.imbalanceMs += computeMs - Math.min(...computes);
+    sum.gap.totalMs += longest.spanMs - boundMs;
+    sum.gap.exposedMs += longest.exposedMs - (boundMs - computeMs);
+    sum.gap.handoffMs += longest.handoffMs;
+    sum.gap.overheadMs += longest.overheadMs;
+    sum.gap.skewMs += longest.skewMs - (computeMs - longest.computeMs);
+  }
+  const serial = sum.computeMs + sum.commMs;
+  sum.eta = serial - sum.boundMs > 1e-9 ? (serial - sum.spanMs) / (serial - sum.boundMs) : null;
+  return sum;
+}
+
 /** Time covered by at least one of `ops`. */
 function unionMs(ops: TimedOp[]): number {
   const sorted = [...ops].sort((a, b) => a.startMs - b.startMs);
@@ -203,7 +291,15 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
       const total = (kind: TimedOp["kind"], keep = (_: TimedOp) => true) =>
         mine.filter((o) => o.kind === kind && keep(o)).reduce((s, o) => s + o.endMs - o.startMs, 0);
       const thread = mine.filter((o) => o.kind !== "comm");
-      const computeMs = total("op");
+      const spanStart = Math.min(...thread.map((o) => o.startMs));
+      const spanEnd = Math.max(...thread.map((o) => o.endMs));
+      // Other compute the thread ran inside the block (no block's step: the dense-gradient
+      // buckets' copies) is the block's too: the bound must leave time for it.
+      const inside = ops.filter((o) =>
+        o.phase === phase && o.kind === "op" && !layout.blockOf.has(o.name) &&
+        o.startMs >= spanStart && o.endMs <= spanEnd
+      );
+      const computeMs = total("op") + inside.reduce((s, o) => s + o.endMs - o.startMs, 0);
       const comms = mine.filter((o) => o.kind === "comm");
       const commMs = unionMs(comms);
       const commOf = new Map(comms.map((o) => [o.name, o]));
@@ -215,9 +311,7 @@ export function blockFigures(ops: TimedOp[], layout: BlockLayout): BlockOverlap[
         handoffMs += Math.max(0, w.endMs - Math.max(w.startMs, end));
         skewMs += Math.max(0, Math.min(w.endMs, start) - w.startMs);
       }
-      const spanMs = thread.length
-        ? Math.max(...thread.map((o) => o.endMs)) - Math.min(...thread.map((o) => o.startMs))
-        : 0;
+      const spanMs = thread.length ? spanEnd - spanStart : 0;
       const boundMs = Math.max(computeMs, commMs);
       return sumFigures([{
         computeMs,

@@ -10,6 +10,7 @@ import {
   alignCollectives,
   blockFigures,
   boundGap,
+  groupFigures,
   spanCollectives,
   sumFigures,
   type TimedOp,
@@ -128,6 +129,15 @@ Deno.test("boundGap: where the block's time above its bound goes, worked by hand
   // eta = (T_ser - T_meas) / (T_ser - T_bound): (10 - 12) / (10 - 6) and (15 - 10.2) / (15 - 10).
   equal(b0.eta, -0.5);
   ok(Math.abs(b1.eta! - 0.96) < 1e-9);
+  // The group: the slowest rank's compute (10), the exchange from the last issue (3) to the
+  // last completion (9), the longest block (rank 0's 12 ms).
+  const [e0, e1] = spanCollectives(ranks).map((ops) => blockFigures(ops, layout3)[0]);
+  const g = groupFigures([b0, b1], [e0, e1]);
+  deepEqual([g.computeMs, g.commMs, g.boundMs, g.spanMs, g.imbalanceMs], [10, 6, 10, 12, 6]);
+  ok(Math.abs(g.eta! - 4 / 6) < 1e-9, `eta ${g.eta}: (16 - 12) / (16 - 10)`);
+  // Split on rank 0: 6 ms exposed (none left exposed by the bound), 1 ms hand-off, 0.5 ms
+  // overhead, and 0.5 ms of waits for rank 1 less the 6 ms by which rank 1 computes longer.
+  deepEqual(g.gap, { totalMs: 2, exposedMs: 6, handoffMs: 1, skewMs: -5.5, overheadMs: 0.5 });
   // The parts add up to the whole, for a sum of blocks too.
   const both = boundGap(sumFigures([b0, b1]));
   ok(Math.abs(both.totalMs - 6.2) < 1e-9);
