@@ -176,6 +176,10 @@ export const SIMULATE_COMMAND: Command = {
       boolean: true,
       help: "also measure this machine now: wasm rates and MFU of a short tiny training run",
     },
+    ranks: {
+      boolean: true,
+      help: "also train 2 and 4 rank Workers now (link model) and check the simulator on them",
+    },
   },
   epilog: EPILOG,
 };

@@ -424,7 +424,11 @@ export async function runReportBench(args: string[]): Promise<void> {
   }
   md.push("## Quality", "");
   if (values["skip-quality"]) {
-    md.push("Not run (`--skip-quality`).", "");
+    md.push(
+      "Not run (`--skip-quality`): `deno task bench quality` runs it alone (the committed full " +
+        "run: [bench/results/quality/report.md](../quality/report.md)).",
+      "",
+    );
   } else {
     const q = await qualityResult(quick, dir);
     if (typeof q === "string") {

@@ -1,5 +1,5 @@
 /**
- * `deno task bench simulate [--json] [--quick] [--hardware NAME] [--model NAME] [--measure]`:
+ * `deno task bench simulate [--json] [--quick] [--hardware NAME] [--model NAME] [--measure] [--ranks]`:
  * the simulator (`models/simulate.ts`) on its hardware presets and models,
  * and its checks.
  *
@@ -15,7 +15,10 @@
  * - with `--measure`: this machine's rates measured now (`measure/*`:
  *   `measureDeviceRates` of the wasm backend) and the model FLOP
  *   utilisation of a short training run of the tiny preset on 2 local ranks
- *   (`measure/train/mfu`).
+ *   (`measure/train/mfu`);
+ * - with `--ranks`: 2 and 4 rank Workers trained now on one emulated link,
+ *   predicted beside measured (`validate/here/ranks/<N>/*`, see
+ *   `simulate_ranks.ts`; with `--quick` a smaller model).
  *
  * @module
  */
@@ -36,6 +39,7 @@ import {
   TC_FULL,
 } from "./simulate_validate.ts";
 import { median } from "../models/stats.ts";
+import { measureRanks, ranksChecks } from "./simulate_ranks.ts";
 
 /** The grid of the default run: hardware, models, expert-parallel sizes. */
 export const GRID = {
@@ -182,6 +186,19 @@ async function measureRows(quick: boolean): Promise<BenchRow[]> {
   }
 }
 
+/** The simulator against 2 and 4 ranks trained now, with each rank count's summary. */
+async function ranksRows(quick: boolean, json: boolean): Promise<BenchRow[]> {
+  const run = await measureRanks({ quick, log: (s) => json || console.error(s) });
+  const checks = ranksChecks(run);
+  return [
+    ...checks.flatMap(checkRows),
+    ...run.sizes.flatMap(({ ranks }) => {
+      const mine = checks.filter((c) => c.case.startsWith(`validate/here/ranks/${ranks}/`));
+      return summaryRows(`here/ranks/${ranks}`, mine, mine[0].source);
+    }),
+  ];
+}
+
 /** The benchmark's entry point. */
 export async function runSimulateBench(args: string[]): Promise<void> {
   const f = parseCommand(SIMULATE_COMMAND, args);
@@ -205,5 +222,6 @@ export async function runSimulateBench(args: string[]): Promise<void> {
   }
   rows.push(...validationRows());
   if (measure) rows.push(...await measureRows(quick));
+  if (f.has("ranks")) rows.push(...await ranksRows(quick, f.has("json")));
   printRows(rows, f.has("json"));
 }

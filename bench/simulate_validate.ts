@@ -174,7 +174,7 @@ function scenarioHardware(device: Hardware["device"], link: ScenarioLink["train"
 }
 
 /** The unshaped loopback NATS of the dense-gradient group. */
-const UNSHAPED: Topology = {
+export const UNSHAPED: Topology = {
   ranksPerNode: 2,
   intra: HERE_MEASURED.link,
   inter: HERE_MEASURED.link,

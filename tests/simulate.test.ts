@@ -69,6 +69,11 @@ Deno.test("a hand-built two-step program: step time is the hand computation", ()
   assert.equal(infer.computeMs, 3000);
   assert.equal(infer.commMs, 0);
   assert.equal(infer.hiddenFraction, 0);
+  // Four ranks on two cores: each computes with half a device.
+  const shared = simulateNetwork(net, { hardware, ...SETUP, computeShare: 0.5 }, {}, {
+    training: false,
+  });
+  assert.equal(shared.stepMs, 6000);
   const train = simulateNetwork(net, { hardware, ...SETUP }, {}, { training: true });
   // The backward of "b" waits for the loss gradient, which no step makes: only the forward runs.
   assert.equal(train.stepMs, 3000);
