@@ -141,8 +141,14 @@ function unshapedCallS(dir: URL): { train: number; infer: number } {
   return { train: per(found[0]), infer: per(found[1]) };
 }
 
-/** The device fitted to the op times of top-2's traced training steps in every scenario. */
-export function fitHere(dir: URL = TC_FULL): { fit: RateFit; samples: OpSample[] } {
+/**
+ * The device fitted to the op times of top-2's traced training steps in
+ * `scenarios` (default every one).
+ */
+export function fitHere(
+  dir: URL = TC_FULL,
+  scenarios: readonly string[] = ["pcie", "nvlink", "ethernet"],
+): { fit: RateFit; samples: OpSample[] } {
   const measured = measuredSetup(dir);
   const setup: SimSetup = {
     hardware: HARDWARE.here,
@@ -153,7 +159,7 @@ export function fitHere(dir: URL = TC_FULL): { fit: RateFit; samples: OpSample[]
   const top2 = SIM_VARIANTS.find((v) => v.name === "top2")!;
   const program = gpt(resolveConfig({ ...measured.model, ...top2.model })).program(true);
   const samples: OpSample[] = [];
-  for (const scenario of ["pcie", "nvlink", "ethernet"]) {
+  for (const scenario of scenarios) {
     const runs = fromChromeTrace(
       JSON.parse(Deno.readTextFileSync(new URL(`timeline_${scenario}.json`, dir))),
     );
@@ -183,7 +189,9 @@ export const UNSHAPED: Topology = {
 
 /**
  * Check 1: every variant of every scenario of a `tc` scenarios run,
- * predicted with the device fitted on top-2's op times alone.
+ * predicted with the device fitted on top-2's op times alone, in the same
+ * scenario's run (the scenarios run one after another, minutes apart, and a
+ * shared machine's speed drifts between them); `fit` is over every scenario.
  */
 export function checkAgainstMeasured(dir: URL = TC_FULL): { checks: Check[]; fit: RateFit } {
   const rows = readRows(dir);
@@ -196,9 +204,10 @@ export function checkAgainstMeasured(dir: URL = TC_FULL): { checks: Check[]; fit
   for (const scenario of ["pcie", "nvlink", "ethernet"]) {
     const link = rows.get(`${scenario}/link`);
     if (!link) continue;
+    const device = fitHere(dir, [scenario]).fit.device;
     const results = (kind: "train" | "infer") => {
       const rate = (kind === "train" ? link.get("bandwidth") : link.get("infer_bandwidth"))!;
-      const hardware = scenarioHardware(fit.device, {
+      const hardware = scenarioHardware(device, {
         bytesPerS: rate * 1e6,
         latencyS: kind === "train" ? unshaped.train : unshaped.infer,
       });

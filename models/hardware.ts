@@ -159,25 +159,26 @@ export function allreduceS(t: Topology, ranks: number, bytes: number, stride = 1
  * 2-rank run on its 2 shared cores computes, fitted (`fitDeviceRates` of
  * `calibrate.ts`) to the op times of top-2's traced training steps in
  * `bench/results/tc-full` (`deno task bench simulate --validate-only`
- * fits them again: `validate/here/fit`); element-wise traffic is folded
- * into the per-kernel cost at these shapes. The link is 2 rank processes
- * over NATS on loopback: the unshaped all-to-alls of the same run (38.08 ms
- * for 4 all-to-alls of 0.532 MB each way) and `bench collectives`' plain
- * publish/subscribe at about 300 MB/s.
+ * fits them again: `validate/here/fit`; the run of 2026-12-03, on a
+ * quieter machine than the one before it, which fitted half these rates).
+ * The link is 2 rank processes over NATS on loopback: the unshaped
+ * all-to-alls of the calibration of 2026-12-02 (38.08 ms for 4 all-to-alls
+ * of 0.532 MB each way; the rerun's 74 ms calibration ran beside other
+ * work) and `bench collectives`' plain publish/subscribe at about 300 MB/s.
  */
 export const HERE_MEASURED = {
   /** When and how the device rates were measured. */
   measured: "fitted to bench/results/tc-full's traced top-2 steps (2 ranks, wasm, 2 shared cores)",
   device: {
-    matmulFlopsPerS: 14.9e9,
-    batchedFlopsPerS: 5.46e9,
-    memoryBytesPerS: Infinity,
-    copyBytesPerS: 0.286e9,
-    tanhPerS: 30.2e6,
-    kernelS: 227e-6,
+    matmulFlopsPerS: 30.1e9,
+    batchedFlopsPerS: 8.85e9,
+    memoryBytesPerS: 22.8e9,
+    copyBytesPerS: 0.629e9,
+    tanhPerS: 72.4e6,
+    kernelS: 54e-6,
     hostBytesPerS: 1.5e9,
     hostReadS: 50e-6,
-    backwardFactor: 2.98,
+    backwardFactor: 3.24,
   },
   /** Loopback NATS between the 2 rank processes (payload bytes/s, fixed cost per all-to-all). */
   link: { bytesPerS: 300e6, latencyS: 7.7e-3 },
