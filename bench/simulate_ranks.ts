@@ -81,6 +81,8 @@ export interface MeasureRanksOptions {
   sizes?: number[];
   /** A smaller model and batch (default false). */
   quick?: boolean;
+  /** The variants, top-2 first (default {@linkcode RANKS_VARIANTS}). */
+  variants?: readonly string[];
   /** Steps measured after the scheduler settles (default 6). */
   measured?: number;
   /** Progress lines. */
@@ -90,6 +92,8 @@ export interface MeasureRanksOptions {
 /** Runs the variants on each rank count (see the module doc). */
 export async function measureRanks(opts: MeasureRanksOptions = {}): Promise<RanksRun> {
   const sizes = opts.sizes ?? [2, 4];
+  const variants = opts.variants ?? RANKS_VARIANTS;
+  if (variants[0] !== "top2") throw new Error("measureRanks: the variants must start with top2");
   const log = opts.log ?? (() => {});
   const model = { ...PAIR, nEmbd: opts.quick ? 128 : 256 };
   const rows = opts.quick ? 4 : 8, seq = 64;
@@ -124,14 +128,14 @@ export async function measureRanks(opts: MeasureRanksOptions = {}): Promise<Rank
         (link.bandwidthBytesPerS / 1e6).toFixed(2)
       } MB/s`,
     );
-    const perRank = await runOnRanks(RANKS_VARIANTS.map((v) => caseOf(v)), {
+    const perRank = await runOnRanks(variants.map((v) => caseOf(v)), {
       size,
       link,
       gradLink: null,
       interleave: true,
     });
     const stepMs: Record<string, number> = {};
-    for (const [i, v] of RANKS_VARIANTS.entries()) {
+    for (const [i, v] of variants.entries()) {
       stepMs[v] = groupFigure(perRank.map((r) => r[i]), from, (r) => r.stepMs);
     }
     log(`${size} ranks: ${JSON.stringify(stepMs)}`);
