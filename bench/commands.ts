@@ -59,11 +59,11 @@ export const QUALITY_COMMAND: Command = {
     quick: {
       boolean: true,
       help: "2 seeds of 40 steps of 8x32 bytes a variant, a few minutes: a smoke run " +
-        "(default: 3 seeds of 150 steps of 16x64, 2 more of the other convention, about " +
-        "35-45 minutes on 2 cores)",
+        "(default: 3 seeds of 300 steps of 16x64, 1 more of the other convention, about " +
+        "45 minutes on 2 cores)",
     },
     seeds: { arg: "N", help: "paired seeds per variant, at least 2 (default 3; --quick 2)" },
-    steps: { arg: "N", help: "training steps of every run (default 150; --quick 40)" },
+    steps: { arg: "N", help: "training steps of every run (default 300; --quick 40)" },
     "aux-convention": {
       arg: "NAME",
       help: "the balancing-loss convention of the main table: sum (each MoE layer weighted " +
@@ -72,7 +72,7 @@ export const QUALITY_COMMAND: Command = {
     "other-seeds": {
       arg: "N",
       help: "seeds run again under the other convention, to see whether it changes the " +
-        "ranking; 0 skips it (default 2)",
+        "ranking; 0 skips it (default 1)",
     },
     jobs: { arg: "N", help: "training runs at once, each a 1-rank process (default 2)" },
     cases: {
