@@ -424,10 +424,18 @@ export interface QualityResult {
   main: CaseFigures[];
   /** Per variant, under the other convention (empty when not run). */
   other: CaseFigures[];
+  /**
+   * Per variant, under the main convention but over the seeds the other
+   * convention ran (1..otherSeeds): what `other` is compared with.
+   */
+  mainOnOtherSeeds: CaseFigures[];
   /** Routing health per variant (main convention). */
   health: CaseHealth[];
-  /** The variants by mean validation loss, lowest first, under each convention. */
-  ranking: { main: string[]; other: string[] };
+  /**
+   * The variants by mean validation loss, lowest first: under the main
+   * convention, under the other, and under the main over the other's seeds.
+   */
+  ranking: { main: string[]; other: string[]; mainOnOtherSeeds: string[] };
   /** The paper's claims. */
   claims: Claim[];
   /** Runs that failed, with why. */
@@ -712,12 +720,12 @@ export function summarizeQuality(
     r.convention !== settings.convention || r.case === "dense"
   );
   const main = caseFigures(mainRuns, settings.cases);
-  const other = settings.otherSeeds > 0
-    ? caseFigures(
-      otherRuns.filter((r) => r.seed <= settings.otherSeeds),
-      settings.cases,
-    )
-    : [];
+  const otherSeedsOf = (runs: RunResult[]) =>
+    settings.otherSeeds > 0
+      ? caseFigures(runs.filter((r) => r.seed <= settings.otherSeeds), settings.cases)
+      : [];
+  const other = otherSeedsOf(otherRuns);
+  const mainOnOtherSeeds = otherSeedsOf(mainRuns);
   const health = caseHealth(mainRuns, settings.cases.filter((c) => c !== "dense"));
   const order = (f: CaseFigures[]) =>
     f.toSorted((a, b) => a.valLoss.mean - b.valLoss.mean).map((x) => x.case);
@@ -726,8 +734,13 @@ export function summarizeQuality(
     params,
     main,
     other,
+    mainOnOtherSeeds,
     health,
-    ranking: { main: order(main), other: order(other) },
+    ranking: {
+      main: order(main),
+      other: order(other),
+      mainOnOtherSeeds: order(mainOnOtherSeeds),
+    },
     claims: checkClaims(mainRuns, health, params, settings.cases),
     failures: results.filter((r) => r.error).map((r) =>
       `${r.case} seed ${r.seed} (${r.convention}): ${r.error}`
@@ -804,8 +817,12 @@ export function qualityRows(q: QualityResult): BenchRow[] {
     row(c, "rank", f.rank, "of " + q.main.length);
     row(c, "aux_convention", q.settings.convention, "");
     const o = q.other.find((x) => x.case === c);
-    if (o) {
+    const m = q.mainOnOtherSeeds.find((x) => x.case === c);
+    if (o && m) {
       const other = otherConvention(q.settings.convention);
+      const seeds = seedsLabel(q.settings.otherSeeds);
+      row(c, `val_loss_${q.settings.convention}_same_seeds`, m.valLoss.mean, `nats/byte, ${seeds}`);
+      row(c, `rank_${q.settings.convention}_same_seeds`, m.rank, `of ${q.main.length}, ${seeds}`);
       row(c, `val_loss_${other}`, o.valLoss.mean, "nats/byte");
       if (o.delta) {
         row(c, `delta_vs_top2_${other}`, o.delta.mean, "nats/byte");
@@ -900,7 +917,8 @@ export function qualityMarkdown(q: QualityResult, level = 2): string[] {
     "",
   );
   if (q.other.length) {
-    const same = q.ranking.main.join(",") === q.ranking.other.join(",");
+    const same = q.ranking.mainOnOtherSeeds.join(",") === q.ranking.other.join(",");
+    const seeds = seedsLabel(s.otherSeeds);
     md.push(
       `${h} The other balancing-loss convention (${other})`,
       "",
@@ -908,26 +926,32 @@ export function qualityMarkdown(q: QualityResult, level = 2): string[] {
         other === "sum"
           ? "each MoE layer's loss weighted 0.01"
           : "the mean over gate uses weighted 0.01: each of the 2 MoE layers gets 0.005"
-      }), seeds 1-${s.otherSeeds}; dense has no balancing loss and stands as it is. Ranking by mean ` +
-        `validation loss under ${s.convention}: ${q.ranking.main.join(" < ")}; under ${other}: ` +
-        `${q.ranking.other.join(" < ")}: ${same ? "the same order" : "**the order changes**"}.`,
+      }), ${seeds}, beside ${seeds} under ${s.convention} (the main table's means ` +
+        `over all ${s.seeds} seeds rank differently by themselves, as the seeds differ); ` +
+        `dense has no balancing loss and stands as it is. Ranking by validation loss over ` +
+        `${seeds} under ${s.convention}: ${q.ranking.mainOnOtherSeeds.join(" < ")}; under ` +
+        `${other}: ${q.ranking.other.join(" < ")}: ${
+          same ? "the same order" : "**the order changes**"
+        }.`,
       "",
       ...table(
         [
           "variant",
           `val loss (${s.convention})`,
           `val loss (${other})`,
+          `${other} − ${s.convention}`,
           `− top-2 (${other}) [95% CI]`,
           `rank (${s.convention} / ${other})`,
         ],
-        q.main.map((f) => {
-          const o = q.other.find((x) => x.case === f.case);
+        q.mainOnOtherSeeds.map((m) => {
+          const o = q.other.find((x) => x.case === m.case);
           return [
-            f.case,
-            f4(f.valLoss.mean),
+            m.case,
+            f4(m.valLoss.mean),
             o ? f4(o.valLoss.mean) : "–",
+            o ? f4(o.valLoss.mean - m.valLoss.mean) : "–",
             o ? formatInterval(o.delta) : "–",
-            `${f.rank} / ${o?.rank ?? "–"}`,
+            `${m.rank} / ${o?.rank ?? "–"}`,
           ];
         }),
       ),
@@ -1027,6 +1051,11 @@ function whyThisSize(q: QualityResult): string {
     "stayed undecided even with 5 seeds (bench/results/quality-150steps); twice as long, the " +
     "late seeds catch up. Claims whose differences are smaller than the seeds' spread need " +
     "more seeds (`--seeds`) than one 45-minute run holds.";
+}
+
+/** "seed 1" or "seeds 1-n". */
+function seedsLabel(n: number): string {
+  return n === 1 ? "seed 1" : `seeds 1-${n}`;
 }
 
 function tFactor(seeds: number): string {

@@ -221,3 +221,31 @@ Deno.test("quality: the final loss against the plateau exit, fitted by hand", ()
   ok(md.includes("at least 260 steps past it"));
   ok(md.includes("(r = 0.80, 0.080 nats per 10 steps later)"));
 });
+
+Deno.test("quality: the other convention is ranked against the same seeds of the main one", () => {
+  const settings = { ...settingsOf(["--cases", "top1"]), seeds: 2 };
+  equal(settings.otherSeeds, 1);
+  const mean = (r: RunResult): RunResult => ({ ...r, convention: "mean" });
+  // Over both seeds top-1 leads (2.425 < 2.45); over seed 1, which "mean" ran, top-2 does.
+  const results: RunResult[] = [
+    run("top2", 1, 2.5),
+    run("top2", 2, 2.4),
+    run("top1", 1, 2.55),
+    run("top1", 2, 2.3),
+    mean(run("top2", 1, 2.52)),
+    mean(run("top1", 1, 2.56)),
+  ];
+  const q = summarizeQuality(results, settings, 60);
+  deepEqual(q.ranking.main, ["top1", "top2"]);
+  deepEqual(q.ranking.mainOnOtherSeeds, ["top2", "top1"]);
+  deepEqual(q.ranking.other, ["top2", "top1"]);
+  const md = qualityMarkdown(q).join("\n");
+  ok(md.includes("under mean: top2 < top1: the same order"), md);
+  ok(md.includes("| top2 | 2.5000 | 2.5200 | 0.0200 | – | 1 / 1 |"), md);
+  const rows = qualityRows(q);
+  const value = (c: string, m: string) => rows.find((r) => r.case === c && r.metric === m)?.value;
+  equal(value("top1", "val_loss_sum_same_seeds"), 2.55);
+  equal(value("top1", "rank_sum_same_seeds"), 2);
+  equal(value("top1", "rank"), 1);
+  equal(value("top1", "rank_mean"), 2);
+});
