@@ -45,7 +45,14 @@ Deno.test("train: routing health per step and per validation, held-out loss, sum
       for (const g of v.val_gates) equal(g.demand.reduce((a: number, b: number) => a + b, 0), 1024);
       const drop = (v.val_gates[0].drop_rate + v.val_gates[1].drop_rate) / 2;
       ok(Math.abs(v.val_drop_rate - drop) < 1e-12);
+      // Experts no validation token chose are listed (and warned of), from the raw counts.
+      const idle = v.val_gates.flatMap((g: { name: string; demand: number[] }) =>
+        g.demand.flatMap((n, expert) => n === 0 ? [{ gate: g.name, expert }] : [])
+      );
+      deepEqual(v.val_idle ?? [], idle);
     }
+    // So early, the gates leave some experts without a validation token (not a vacuous check).
+    ok([2, 5].some((i) => lines[i].val_idle?.length > 0));
     equal(lines[2].heldout_loss, undefined);
     ok(Number.isFinite(lines[5].heldout_loss) && lines[5].heldout_loss > 0);
     equal(summary.heldoutLoss, lines[5].heldout_loss);

@@ -68,6 +68,21 @@ export function meanLoadCv(gates: readonly GateHealth[]): number {
   return gates.length ? gates.reduce((a, g) => a + g.load_cv, 0) / gates.length : 0;
 }
 
+/** An expert that got no token in one pass (a validation, say). */
+export interface IdleExpert {
+  /** The gate application. */
+  gate: string;
+  /** The expert's index. */
+  expert: number;
+}
+
+/** The experts that no token chose in one pass, gate by gate. */
+export function idleExperts(gates: readonly GateHealth[]): IdleExpert[] {
+  return gates.flatMap((g) =>
+    g.demand.flatMap((n, expert) => n === 0 ? [{ gate: g.name, expert }] : [])
+  );
+}
+
 /** An expert that got no token for a stretch of steps. */
 export interface Collapse {
   /** The gate application. */

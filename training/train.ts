@@ -42,6 +42,7 @@ import {
   CollapseWatch,
   type GateHealth,
   gateHealth,
+  idleExperts,
   meanLoadCv,
   type Spike,
   SpikeWatch,
@@ -370,6 +371,16 @@ export async function train(
             record.val_drop_rate = dropped;
             record.val_load_cv = meanLoadCv(v.gates);
             record.val_gates = v.gates;
+            const idle = idleExperts(v.gates);
+            if (idle.length > 0) {
+              record.val_idle = idle;
+              bar?.done();
+              say(
+                `warning: step ${done}: validation left ${
+                  idle.map((x) => `${x.gate} expert ${x.expert}`).join(", ")
+                } without a token`,
+              );
+            }
           }
           if (last) finalEval = v.gates;
           if (last && hasHeldout) {
