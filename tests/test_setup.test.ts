@@ -45,8 +45,8 @@ async function fakes(scripts: Record<string, string>): Promise<string> {
 
 const emptySbin = () => Deno.makeTempDir({ prefix: "scmoe-sbin-" });
 
-Deno.test("test setup: with nats-server and ip on PATH it is a quick no-op", async () => {
-  deepEqual(missing(), [], "this machine has both (the suite needs them)");
+Deno.test("test setup: with every command on PATH it is a quick no-op", async () => {
+  deepEqual(missing(), [], "this machine has them all (the suite needs them)");
   const r = await runSetup({ PATH: Deno.env.get("PATH")! });
   equal(r.code, 0, r.stderr);
   equal(r.stdout + r.stderr, "");
@@ -55,7 +55,7 @@ Deno.test("test setup: with nats-server and ip on PATH it is a quick no-op", asy
 });
 
 Deno.test("test setup: missing and not root, one line with the command, exit 1", async () => {
-  const dir = await fakes({ ip: "exit 0" });
+  const dir = await fakes({ ip: "exit 0", openssl: "exit 0" });
   const sbin = await emptySbin();
   try {
     const onlyNats = await runSetup({ PATH: dir, SCMOE_SETUP_UID: "1000", SCMOE_SETUP_SBIN: sbin });
@@ -69,10 +69,10 @@ Deno.test("test setup: missing and not root, one line with the command, exit 1",
     const none = await runSetup({ PATH: sbin, SCMOE_SETUP_UID: "1000", SCMOE_SETUP_SBIN: sbin });
     equal(none.code, 1);
     equal(none.stderr.trimEnd().split("\n").length, 1, none.stderr);
-    match(none.stderr, /nats-server and ip \(iproute2\) not found on PATH/);
+    match(none.stderr, /nats-server, ip \(iproute2\) and openssl not found on PATH/);
     match(
       none.stderr,
-      /run: sudo apt-get update && sudo apt-get install -y nats-server iproute2$/m,
+      /run: sudo apt-get update && sudo apt-get install -y nats-server iproute2 openssl$/m,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -102,6 +102,7 @@ Deno.test("test setup: missing as root, it installs the missing packages with ap
   // A fake apt-get that logs its calls and its DEBIAN_FRONTEND, and "installs" nats-server.
   const dir = await fakes({
     ip: "exit 0",
+    openssl: "exit 0",
     "apt-get": [
       'echo "$DEBIAN_FRONTEND $*" >> "$here/apt.log"',
       'case "$1" in install) /bin/cp "$here/ip" "$here/nats-server";; esac',
@@ -131,7 +132,7 @@ Deno.test("test setup: root, apt-get failing or absent, one line, exit 1", async
     equal(failing.code, 1);
     equal(
       failing.stderr.split("\n").filter((l) => l !== "").pop(),
-      "test setup: apt-get could not install nats-server iproute2: E: Unable to locate package",
+      "test setup: apt-get could not install nats-server iproute2 openssl: E: Unable to locate package",
     );
     const absent = await runSetup({ PATH: sbin, SCMOE_SETUP_UID: "0", SCMOE_SETUP_SBIN: sbin });
     equal(absent.code, 1);
@@ -144,9 +145,12 @@ Deno.test("test setup: root, apt-get failing or absent, one line, exit 1", async
 });
 
 Deno.test("test setup: the install command", () => {
-  equal(installCommand(NEEDS, true), "apt-get update && apt-get install -y nats-server iproute2");
   equal(
-    installCommand(NEEDS.slice(1), false),
+    installCommand(NEEDS, true),
+    "apt-get update && apt-get install -y nats-server iproute2 openssl",
+  );
+  equal(
+    installCommand(NEEDS.slice(1, 2), false),
     "sudo apt-get update && sudo apt-get install -y iproute2",
   );
 });

@@ -1,7 +1,8 @@
 /**
  * The set-up step of `deno task test`: the tests need `nats-server` (the NATS
- * tests start private servers) and `ip` from iproute2 (the network-namespace
- * tests). When both are on PATH this does nothing. When one is missing and
+ * tests start private servers), `ip` from iproute2 (the network-namespace
+ * tests) and `openssl` (a self-signed certificate for the https module test).
+ * When all are on PATH this does nothing. When one is missing and
  * this runs as root, it installs the missing Debian packages with apt-get;
  * otherwise it stops with one line giving the command to run, and exit code 1.
  *
@@ -26,6 +27,7 @@ export interface Need {
 export const NEEDS: readonly Need[] = [
   { command: "nats-server", pkg: "nats-server" },
   { command: "ip", pkg: "iproute2" },
+  { command: "openssl", pkg: "openssl" },
 ];
 
 /** The first executable file named `command` in the directories of `path`, or null. */
@@ -55,9 +57,8 @@ export function installCommand(needs: readonly Need[], root: boolean): string {
 }
 
 function describe(needs: readonly Need[]): string {
-  return needs.map((n) => n.command === n.pkg ? n.command : `${n.command} (${n.pkg})`).join(
-    " and ",
-  );
+  const names = needs.map((n) => n.command === n.pkg ? n.command : `${n.command} (${n.pkg})`);
+  return names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names[0];
 }
 
 async function apt(aptGet: string, args: string[]): Promise<string | null> {
