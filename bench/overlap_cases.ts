@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Communicator } from "../collectives/types.ts";
-import { nowMs } from "../collectives/link.ts";
+import { clockOffsetMs } from "../collectives/clock.ts";
 import { createModel, disposeModel, forwardRun, trainStep } from "../models/model.ts";
 import { OverlapScheduler } from "../models/scheduler.ts";
 import type { OverlapReport } from "../models/overlap_report.ts";
@@ -25,44 +25,6 @@ function batch(c: OverlapCase, rank: number, step: number) {
     return x % (c.model.vocabSize ?? 256);
   });
   return { tokens, rows: c.rows, cols };
-}
-
-/** A time as 2 int32 (the bits of a float64), since collectives carry 32-bit arrays. */
-const encodeTime = (ms: number) => new Int32Array(Float64Array.of(ms).buffer);
-const decodeTime = (a: Int32Array | Float32Array) => new Float64Array(a.slice().buffer)[0];
-
-/** Round trips per rank that {@linkcode clockOffsetMs} measures (the shortest counts). */
-export const CLOCK_ROUNDS = 12;
-
-/**
- * This rank's clock (`nowMs()`) less rank 0's, measured over `comm` (every
- * rank must call it; rank 0 gets 0). Ranks are Workers or processes, each
- * with its own time origin: two Workers of one process were seen 1 to 4 ms
- * apart, and comparing ranks' times (the last rank's issue of an
- * all-to-all, `alignCollectives`) needs one clock. Of
- * {@linkcode CLOCK_ROUNDS} round trips to rank 0, the shortest gives the
- * offset, within half of it.
- */
-export async function clockOffsetMs(comm: Communicator): Promise<number> {
-  const tag = "overlap-clock";
-  if (comm.rank === 0) {
-    for (let peer = 1; peer < comm.size; peer++) {
-      for (let i = 0; i < CLOCK_ROUNDS; i++) {
-        await comm.recv(peer, { tag });
-        await comm.send(peer, encodeTime(nowMs()), { tag });
-      }
-    }
-    return 0;
-  }
-  let best = { rtt: Infinity, offset: 0 };
-  for (let i = 0; i < CLOCK_ROUNDS; i++) {
-    const sentAt = nowMs();
-    await comm.send(0, new Int32Array(2), { tag });
-    const at = decodeTime((await comm.recv(0, { tag })) as Int32Array);
-    const back = nowMs();
-    if (back - sentAt < best.rtt) best = { rtt: back - sentAt, offset: (sentAt + back) / 2 - at };
-  }
-  return best.offset;
 }
 
 /** `report` with its timed ops moved by `-offsetMs` (onto rank 0's clock). */

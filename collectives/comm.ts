@@ -11,6 +11,7 @@
 import { buffersOf, type CallOp, type FromComm, type ToComm } from "./comm_protocol.ts";
 import { CommunicatorClosedError, errorFromWire, PeerDiedError } from "./errors.ts";
 import { nowMs } from "./link.ts";
+import { offsetOfShortestTrip, type RoundTrip } from "./clock.ts";
 import type {
   CollectiveOptions,
   CommStats,
@@ -47,7 +48,7 @@ class CommProxy implements Communicator {
   #closed?: () => void;
   /** The communication thread's clock less this thread's (see {@linkcode CLOCK_PINGS}). */
   #clockOffsetMs = 0;
-  #clockReply?: (m: { sentAt: number; at: number; back: number }) => void;
+  #clockReply?: (m: RoundTrip) => void;
 
   constructor(spec: GroupSpec, worker: Worker) {
     this.rank = spec.rank;
@@ -126,17 +127,15 @@ class CommProxy implements Communicator {
    * error at most half of that round trip).
    */
   async syncClock(): Promise<void> {
-    let best = { rtt: Infinity, offset: 0 };
-    for (let i = 0; i < CLOCK_PINGS; i++) {
-      const m = await new Promise<{ sentAt: number; at: number; back: number }>((resolve) => {
-        this.#clockReply = resolve;
-        this.#post({ type: "clock", sentAt: nowMs() });
-      });
-      const rtt = m.back - m.sentAt;
-      if (rtt < best.rtt) best = { rtt, offset: m.at - (m.sentAt + m.back) / 2 };
-    }
+    this.#clockOffsetMs = await offsetOfShortestTrip(
+      CLOCK_PINGS,
+      () =>
+        new Promise<RoundTrip>((resolve) => {
+          this.#clockReply = resolve;
+          this.#post({ type: "clock", sentAt: nowMs() });
+        }),
+    );
     this.#clockReply = undefined;
-    this.#clockOffsetMs = best.offset;
   }
 
   #call<R>(op: CallOp, args: unknown[], timing?: Pending["timing"]): Promise<R> {

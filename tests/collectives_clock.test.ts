@@ -9,7 +9,7 @@
 import { ok } from "node:assert/strict";
 import { createCommunicator } from "../collectives/comm.ts";
 import { meshPorts } from "../collectives/local.ts";
-import { clockOffsetMs } from "../bench/overlap_cases.ts";
+import { clockOffsetMs } from "../collectives/clock.ts";
 
 async function pair(link?: { bandwidthBytesPerS: number; latencyS: number }) {
   const mesh = meshPorts(2);
