@@ -25,7 +25,7 @@
 import { parseCommand, usage } from "../cli/flags.ts";
 import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 import { CLUSTER_COMMAND } from "./commands.ts";
-import { HostJob } from "./multihost.ts";
+import { HostJob } from "../harness/multihost.ts";
 import { type BenchRow, median, printRows } from "./output.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -107,8 +107,8 @@ const ENTRY_POINTS: EntryPoint[] = [
     bad: BENCH_BAD_VALUES.collectives,
   },
   {
-    label: "bench/multihost_driver.ts",
-    script: "bench/multihost_driver.ts",
+    label: "harness/multihost_driver.ts",
+    script: "harness/multihost_driver.ts",
     prefix: [],
     bad: {
       args: [

@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { assertSameCurve, localLosses, smallRun } from "./helpers/faults.ts";
-import { multihostTrain } from "../bench/multihost.ts";
+import { multihostTrain } from "../harness/multihost.ts";
 
 const STEPS = 8;
 const FLAGS = [...smallRun(STEPS), "--ranks", "2", "--ckpt-every", "2"];

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { runtimeStats } from "../actors/mod.ts";
-import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "../bench/faults_frames.ts";
+import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "../harness/fuzz_frames.ts";
 import { trainWithArgs } from "../cli/train.ts";
 import { assertSameCurve, metricLines, smallRun } from "./helpers/faults.ts";
 

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { startNatsServer } from "../actors/mod.ts";
 import { freePort } from "../actors/nats_server.ts";
-import { restartNats, STEPS } from "../bench/faults.ts";
+import { restartNats, STEPS } from "../harness/fault_cases.ts";
 import { trainWithArgs } from "../cli/train.ts";
 import { createCommunicator } from "../collectives/comm.ts";
 import { assertSameCurve, metricLines, smallRun } from "./helpers/faults.ts";

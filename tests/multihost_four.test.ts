@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { localLosses, smallRun } from "./helpers/faults.ts";
-import { type MultihostResult, multihostTrain } from "../bench/multihost.ts";
+import { type MultihostResult, multihostTrain } from "../harness/multihost.ts";
 
 const STEPS = 3;
 const FLAGS = [...smallRun(STEPS), "--ranks", "4", "--experts", "8"];

@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { localLosses, smallRun } from "./helpers/faults.ts";
-import { type MultihostResult, multihostTrain } from "../bench/multihost.ts";
-import type { DriverReport } from "../bench/multihost_driver.ts";
+import { type MultihostResult, multihostTrain } from "../harness/multihost.ts";
+import type { DriverReport } from "../harness/multihost_driver.ts";
 
 const STEPS = 4;
 const FLAGS = [...smallRun(STEPS), "--ranks", "2"];

@@ -10,7 +10,7 @@
  * @module
  */
 import { createShapedHosts, setLink, type ShapedHosts } from "../../collectives/netns.ts";
-import type { FaultResult } from "../../bench/faults.ts";
+import type { FaultResult } from "../../harness/fault_cases.ts";
 
 const RANK_MAIN = new URL("./cut_host_rank.ts", import.meta.url).pathname;
 const CONFIG = new URL("../../deno.json", import.meta.url).pathname;

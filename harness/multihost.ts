@@ -14,7 +14,7 @@ import { V8_HEAP_FLAG } from "../collectives/v8_flags.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const AGENT_MAIN = `${ROOT}cli/agent.ts`;
-const DRIVER_MAIN = `${ROOT}bench/multihost_driver.ts`;
+const DRIVER_MAIN = `${ROOT}harness/multihost_driver.ts`;
 const CLIENT_PORT = 4222;
 const ROUTE_PORT = 6222;
 const MONITOR_PORT = 8222;

@@ -3,7 +3,7 @@
  * inside a network namespace by {@link ./multihost.ts}):
  *
  * ```sh
- * SCMOE_NATS_TOKEN=... deno run -A bench/multihost_driver.ts \
+ * SCMOE_NATS_TOKEN=... deno run -A harness/multihost_driver.ts \
  *   --cluster nats://10.213.80.1:4222 --hosts AGENT0,AGENT1 --out DIR -- TRAIN FLAGS
  * ```
  *
@@ -96,7 +96,7 @@ async function awaitAgents(cluster: string, ids: string[], waitMs: number): Prom
 
 /** The driver's command line; the training flags follow `--`. */
 export const DRIVER_COMMAND: Command = {
-  name: "deno run -A bench/multihost_driver.ts",
+  name: "deno run -A harness/multihost_driver.ts",
   summary: "Drives a multi-host training run over agents on NATS and prints its report " +
     "as one JSON line; training flags follow --.",
   flags: {
