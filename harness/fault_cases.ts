@@ -18,7 +18,7 @@ import {
 import { freePort } from "../actors/nats_server.ts";
 import { loadLatestValid } from "../models/checkpoint.ts";
 import { type FuzzCounts, jobFuzzTarget, publishFuzz } from "./fuzz_frames.ts";
-import { multihostTrain } from "./multihost.ts";
+import { type MultihostResult, multihostTrain } from "./multihost.ts";
 import { trainWithArgs } from "../cli/train.ts";
 import type { Recovery, TrainOptions, TrainSummary } from "../mod.ts";
 
@@ -284,18 +284,7 @@ async function cutHost(): Promise<FaultResult> {
     cut: { afterStep: 3, forMs: CUT_MS },
     deadlineMs: 90_000,
   });
-  const rec = r.report?.recoveries[0];
-  return {
-    survived: r.report?.steps === STEPS && rec !== undefined,
-    detectMs: rec && r.cut ? rec.detectedAt - r.cut.downAt : NaN,
-    recoverMs: rec && r.cut?.upAt ? rec.recoveredAt - r.cut.upAt : NaN,
-    stepsRedone: r.report?.recoveries.reduce((n, x) => n + x.stepsRedone, 0) ?? 0,
-    dataLost: r.report ? stepsLostIn(r.report.loggedSteps, STEPS) : STEPS,
-    note: rec
-      ? `host 2 cut off ${CUT_MS / 1000} s in step ${rec.step}: ${rec.reason.slice(0, 60)}...; ` +
-        `resumed at step ${rec.resumedFrom}`
-      : `driver exit ${r.driverExit}: ${r.driverError}`,
-  };
+  return cutOutcome(r, "host 2");
 }
 
 /**
@@ -324,6 +313,11 @@ async function cutHost4(): Promise<FaultResult> {
     cut: { afterStep: 3, forMs: CUT_MS, host: 4 },
     deadlineMs: 150_000,
   });
+  return cutOutcome(r, "host 4 of 4");
+}
+
+/** A cut-host case's figures: survived when every step is done after a recovery. */
+function cutOutcome(r: MultihostResult, host: string): FaultResult {
   const rec = r.report?.recoveries[0];
   return {
     survived: r.report?.steps === STEPS && rec !== undefined,
@@ -332,9 +326,7 @@ async function cutHost4(): Promise<FaultResult> {
     stepsRedone: r.report?.recoveries.reduce((n, x) => n + x.stepsRedone, 0) ?? 0,
     dataLost: r.report ? stepsLostIn(r.report.loggedSteps, STEPS) : STEPS,
     note: rec
-      ? `host 4 of 4 cut off ${CUT_MS / 1000} s in step ${rec.step}: ${
-        rec.reason.slice(0, 60)
-      }...; ` +
+      ? `${host} cut off ${CUT_MS / 1000} s in step ${rec.step}: ${rec.reason.slice(0, 60)}...; ` +
         `resumed at step ${rec.resumedFrom}`
       : `driver exit ${r.driverExit}: ${r.driverError}`,
   };
